@@ -1,0 +1,448 @@
+//! One sync run of one connection: its streams read page by page, checkpointed, reconciled.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use millrace_connector::{ConnectorError, Credentials, PageRequest, Source, SourceRecord};
+use millrace_model::{ids, ConnectionStatus, ObjectKind, ObjectType, RunKind, RunStatus, StreamState};
+use millrace_store::{ApplyStats, Checkpoint, RecordWrite, RunOutcome, StoreError, StreamRow};
+use tokio_util::sync::CancellationToken;
+
+use crate::{content_hash, Engine, SyncError};
+
+/// Why a stream stopped before completing.
+#[derive(Debug)]
+enum StreamStop {
+    /// Disconnected, data deleted, lease lost or process shutting down: stop quietly.
+    Cancelled,
+    /// The source refused the stored credentials: the connection needs reauthorisation.
+    CredentialsRejected(String),
+    /// Anything else: the stream fails, its checkpoint and watermark stay for the next run.
+    Failed(String),
+}
+
+impl From<ConnectorError> for StreamStop {
+    fn from(err: ConnectorError) -> Self {
+        match err {
+            ConnectorError::CredentialsRejected(detail) => StreamStop::CredentialsRejected(detail),
+            other => StreamStop::Failed(other.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for StreamStop {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::ConnectionInactive(_) => StreamStop::Cancelled,
+            other => StreamStop::Failed(format!("storing failed: {other}")),
+        }
+    }
+}
+
+/// Counts of one run, summed over its streams.
+#[derive(Debug, Default)]
+struct Totals {
+    records_read: u64,
+    stats: ApplyStats,
+    records_deleted: u64,
+}
+
+impl Totals {
+    fn add(&mut self, read: u64, stats: ApplyStats) {
+        self.records_read += read;
+        self.stats.created += stats.created;
+        self.stats.updated += stats.updated;
+        self.stats.unchanged += stats.unchanged;
+    }
+}
+
+/// What one run needs while it reads a connection.
+struct RunScope<'a> {
+    connection_id: &'a str,
+    run_id: String,
+    kind: RunKind,
+    lookback_days: u32,
+    source: Box<dyn Source>,
+    overlap: ChronoDuration,
+    deletes_reported: HashSet<ObjectType>,
+    cancel: &'a CancellationToken,
+}
+
+impl Engine {
+    /// Runs one sync of a connection this worker has claimed, then releases the lease.
+    pub(crate) async fn run_claimed(self, connection_id: String) {
+        let cancel = CancellationToken::new();
+        self.inner.running.lock().unwrap().insert(connection_id.clone(), cancel.clone());
+
+        if let Err(err) = self.run_connection(&connection_id, &cancel).await {
+            tracing::error!(connection_id = %connection_id, error = %err, "sync run failed to start");
+        }
+
+        let asked_during_run = self.inner.requested.lock().unwrap().remove(&connection_id);
+        let next_sync_at = match self.inner.store.connection(&connection_id).await {
+            Ok(Some(connection)) if connection.status == ConnectionStatus::Active => {
+                let interval = ChronoDuration::seconds(connection.sync_interval_seconds.into());
+                Some(if asked_during_run { Utc::now() } else { Utc::now() + interval })
+            }
+            _ => None,
+        };
+        let worker = &self.inner.worker_id;
+        if let Err(err) = self.inner.store.release_lease(&connection_id, worker, next_sync_at).await
+        {
+            tracing::error!(connection_id = %connection_id, error = %err, "releasing lease failed");
+        }
+        self.inner.running.lock().unwrap().remove(&connection_id);
+    }
+
+    async fn run_connection(&self, id: &str, cancel: &CancellationToken) -> Result<(), SyncError> {
+        let store = &self.inner.store;
+        let Some(connection) = store.connection(id).await? else {
+            return Ok(());
+        };
+        if connection.status != ConnectionStatus::Active {
+            return Ok(());
+        }
+        let connector = self.inner.registry.get(&connection.system).ok_or_else(|| {
+            SyncError::UnknownSystem {
+                system: connection.system.clone(),
+                known: self.inner.registry.system_ids().join(", "),
+            }
+        })?;
+
+        store.abandon_runs(id, "the worker running it stopped before it finished").await?;
+        let streams = store.streams(id).await?;
+        let kind = if streams.iter().any(|stream| stream.last_successful_sync_at.is_none()) {
+            RunKind::Initial
+        } else {
+            RunKind::Incremental
+        };
+        let asked_by_api = self.inner.requested.lock().unwrap().remove(id);
+        let trigger = if streams.iter().any(|stream| stream.checkpoint.is_some()) {
+            "resume"
+        } else if asked_by_api {
+            "api"
+        } else if kind == RunKind::Initial {
+            "connect"
+        } else {
+            "schedule"
+        };
+        let run_id = store.start_run(id, kind, trigger, Utc::now()).await?;
+        let span = tracing::info_span!("sync_run", connection_id = %id, system = %connection.system, run_id = %run_id);
+        let _entered = span.enter();
+        drop(_entered);
+        tracing::info!(parent: &span, ?kind, trigger, "sync run started");
+
+        let source = match self.open_source(id, connector.as_ref()).await {
+            Ok(source) => source,
+            Err(message) => {
+                let outcome = outcome(RunStatus::Failed, &Totals::default(), Some(message));
+                store.finish_run(&run_id, &outcome).await?;
+                return Ok(());
+            }
+        };
+        let system = connector.system();
+        let scope = RunScope {
+            connection_id: id,
+            run_id: run_id.clone(),
+            kind,
+            lookback_days: connection.lookback_days,
+            source,
+            overlap: ChronoDuration::from_std(connector.overlap_window())
+                .unwrap_or(ChronoDuration::minutes(5)),
+            deletes_reported: system
+                .objects
+                .iter()
+                .filter(|support| support.deletes)
+                .map(|support| support.object)
+                .collect(),
+            cancel,
+        };
+
+        let mut totals = Totals::default();
+        let mut status = RunStatus::Succeeded;
+        let mut errors = Vec::new();
+        for stream in &streams {
+            if cancel.is_cancelled() {
+                status = RunStatus::Cancelled;
+                break;
+            }
+            match self.sync_stream(&scope, stream, &mut totals).await {
+                Ok(None) => {}
+                Ok(Some(warning)) => errors.push(format!("{}: {warning}", stream.object)),
+                Err(StreamStop::Cancelled) => {
+                    status = RunStatus::Cancelled;
+                    break;
+                }
+                Err(StreamStop::CredentialsRejected(reason)) => {
+                    tracing::warn!(parent: &span, stream = %stream.object, reason = %reason, "source rejected the credentials");
+                    store.set_reauth_required(id, &reason).await?;
+                    errors.push(format!("{}: the source rejected the credentials: {reason}", stream.object));
+                    status = RunStatus::Failed;
+                    break;
+                }
+                Err(StreamStop::Failed(message)) => {
+                    tracing::warn!(parent: &span, stream = %stream.object, error = %message, "stream failed");
+                    store
+                        .set_stream_state(id, stream.object, StreamState::Failed, Some(Some(&message)))
+                        .await?;
+                    errors.push(format!("{}: {message}", stream.object));
+                    status = RunStatus::Failed;
+                }
+            }
+        }
+
+        let error = (!errors.is_empty()).then(|| errors.join("; "));
+        store.finish_run(&run_id, &outcome(status, &totals, error)).await?;
+        tracing::info!(
+            parent: &span,
+            status = %status,
+            read = totals.records_read,
+            created = totals.stats.created,
+            updated = totals.stats.updated,
+            unchanged = totals.stats.unchanged,
+            deleted = totals.records_deleted,
+            "sync run finished"
+        );
+        Ok(())
+    }
+
+    /// Opens the stored credentials and builds the source client, or says why it cannot.
+    async fn open_source(
+        &self,
+        id: &str,
+        connector: &dyn millrace_connector::Connector,
+    ) -> Result<Box<dyn Source>, String> {
+        let sealed = self.inner.store.sealed_credentials(id).await.map_err(|err| err.to_string())?;
+        let plaintext = self
+            .inner
+            .secrets
+            .open(&sealed)
+            .map_err(|err| format!("stored credentials cannot be opened: {err}"))?;
+        let credentials: Credentials = serde_json::from_slice(&plaintext)
+            .map_err(|err| format!("stored credentials are not valid JSON: {err}"))?;
+        connector.open(&credentials).map_err(|err| err.to_string())
+    }
+
+    /// Reads one stream to its end, then reconciles it when due. Returns a warning when the
+    /// read succeeded but reconciliation did not.
+    async fn sync_stream(
+        &self,
+        scope: &RunScope<'_>,
+        stream: &StreamRow,
+        totals: &mut Totals,
+    ) -> Result<Option<String>, StreamStop> {
+        let store = &self.inner.store;
+        let id = scope.connection_id;
+        let object = stream.object;
+        let mut read = self.plan_read(scope, stream);
+        store.set_stream_state(id, object, StreamState::Running, None).await?;
+
+        loop {
+            self.keep_claim(scope).await?;
+            let request = PageRequest {
+                connection_id: id.to_owned(),
+                object,
+                since: read.since,
+                page: read.next_page.clone(),
+                page_size: self.inner.config.page_size,
+            };
+            let page = tokio::select! {
+                page = scope.source.read_page(&request) => page?,
+                () = scope.cancel.cancelled() => return Err(StreamStop::Cancelled),
+            };
+
+            let writes = to_writes(id, object, &page.records);
+            let page_newest = page.records.iter().filter_map(|record| record.remote_updated_at).max();
+            read.max_seen = read.max_seen.max(page_newest);
+            read.records_read += page.records.len() as u64;
+            read.pages_read += 1;
+            read.next_page = page.next_page.clone();
+            read.ordered_by_change = page.ordered_by_change;
+            read.records_expected = page.total.or(read.records_expected);
+
+            let checkpoint = read.checkpoint(scope);
+            let stats = store.apply_page(id, object, &writes, &checkpoint, Utc::now()).await?;
+            totals.add(page.records.len() as u64, stats);
+            if page.next_page.is_none() {
+                break;
+            }
+        }
+
+        let mut warning = None;
+        if self.reconciliation_due(scope, stream) {
+            match self.reconcile(scope, object).await {
+                Ok(deleted) => totals.records_deleted += deleted,
+                Err(StreamStop::Failed(message)) => {
+                    warning = Some(format!("reconciliation failed: {message}"));
+                }
+                Err(stop) => return Err(stop),
+            }
+        }
+
+        let watermark = stream.watermark.max(read.max_seen);
+        store.complete_stream(id, object, watermark, Utc::now()).await?;
+        Ok(warning)
+    }
+
+    /// Decides where a stream's read starts: a checkpoint, the watermark, or the lookback.
+    fn plan_read(&self, scope: &RunScope<'_>, stream: &StreamRow) -> ReadState {
+        if let Some(checkpoint) = &stream.checkpoint {
+            let resume_at_newest = checkpoint.ordered_by_change && checkpoint.max_seen.is_some();
+            return ReadState {
+                since: if resume_at_newest { checkpoint.max_seen } else { checkpoint.since },
+                next_page: if resume_at_newest { None } else { checkpoint.next_page.clone() },
+                ordered_by_change: checkpoint.ordered_by_change,
+                max_seen: checkpoint.max_seen,
+                records_read: checkpoint.records_read,
+                pages_read: checkpoint.pages_read,
+                records_expected: checkpoint.records_expected,
+            };
+        }
+
+        let since = match (stream.last_successful_sync_at, stream.watermark) {
+            (Some(_), Some(watermark)) => Some(watermark - scope.overlap),
+            (Some(_), None) => None,
+            (None, _) => match object_kind(stream.object) {
+                ObjectKind::Master => None,
+                ObjectKind::Transactional => {
+                    Some(Utc::now() - ChronoDuration::days(scope.lookback_days.into()))
+                }
+            },
+        };
+        ReadState { since, ..ReadState::default() }
+    }
+
+    /// Renews the lease and checks for cancellation before each page.
+    async fn keep_claim(&self, scope: &RunScope<'_>) -> Result<(), StreamStop> {
+        if scope.cancel.is_cancelled() {
+            return Err(StreamStop::Cancelled);
+        }
+        let until = Utc::now() + ChronoDuration::from_std(self.inner.config.lease).unwrap_or_default();
+        let held = self
+            .inner
+            .store
+            .renew_lease(scope.connection_id, &self.inner.worker_id, until)
+            .await?;
+        if held {
+            Ok(())
+        } else {
+            Err(StreamStop::Cancelled)
+        }
+    }
+
+    fn reconciliation_due(&self, scope: &RunScope<'_>, stream: &StreamRow) -> bool {
+        if scope.deletes_reported.contains(&stream.object) {
+            return false;
+        }
+        let interval = ChronoDuration::from_std(self.inner.config.reconcile_interval)
+            .unwrap_or(ChronoDuration::hours(1));
+        stream
+            .last_reconciled_at
+            .is_none_or(|last| Utc::now() - last >= interval)
+    }
+
+    /// Lists every id the source holds for `object` and marks stored records it no longer holds
+    /// as deleted. Runs only after a complete read; a listing that fails marks nothing.
+    async fn reconcile(&self, scope: &RunScope<'_>, object: ObjectType) -> Result<u64, StreamStop> {
+        let mut remote_ids = HashSet::new();
+        let mut page: Option<String> = None;
+        loop {
+            self.keep_claim(scope).await?;
+            let listed = tokio::select! {
+                listed = scope.source.list_ids(object, page.as_deref()) => listed?,
+                () = scope.cancel.cancelled() => return Err(StreamStop::Cancelled),
+            };
+            remote_ids.extend(listed.remote_ids);
+            match listed.next_page {
+                Some(next) => page = Some(next),
+                None => break,
+            }
+        }
+
+        let store = &self.inner.store;
+        let stored = store.live_remote_ids(scope.connection_id, object).await?;
+        let vanished: Vec<String> =
+            stored.into_iter().filter(|remote_id| !remote_ids.contains(remote_id)).collect();
+        let now = Utc::now();
+        let deleted = if vanished.is_empty() {
+            0
+        } else {
+            store.mark_remote_deleted(scope.connection_id, object, &vanished, now).await?
+        };
+        store.set_reconciled(scope.connection_id, object, now).await?;
+        if deleted > 0 {
+            tracing::info!(connection_id = %scope.connection_id, stream = %object, deleted, "reconciliation found deletions");
+        }
+        Ok(deleted)
+    }
+}
+
+/// Where a stream's read stands; becomes the checkpoint stored with each page.
+#[derive(Debug, Default)]
+struct ReadState {
+    since: Option<DateTime<Utc>>,
+    next_page: Option<String>,
+    ordered_by_change: bool,
+    max_seen: Option<DateTime<Utc>>,
+    records_read: u64,
+    pages_read: u64,
+    records_expected: Option<u64>,
+}
+
+impl ReadState {
+    fn checkpoint(&self, scope: &RunScope<'_>) -> Checkpoint {
+        Checkpoint {
+            run_id: scope.run_id.clone(),
+            kind: scope.kind,
+            since: self.since,
+            next_page: self.next_page.clone(),
+            ordered_by_change: self.ordered_by_change,
+            max_seen: self.max_seen,
+            records_read: self.records_read,
+            pages_read: self.pages_read,
+            records_expected: self.records_expected,
+        }
+    }
+}
+
+fn object_kind(object: ObjectType) -> ObjectKind {
+    object.kind()
+}
+
+/// Turns a page into store writes, keeping the last copy when a page repeats a record.
+fn to_writes(connection_id: &str, object: ObjectType, records: &[SourceRecord]) -> Vec<RecordWrite> {
+    let mut position: HashMap<&str, usize> = HashMap::with_capacity(records.len());
+    let mut writes: Vec<RecordWrite> = Vec::with_capacity(records.len());
+    for record in records {
+        let write = RecordWrite {
+            id: ids::record_id(connection_id, object, &record.remote_id),
+            remote_id: record.remote_id.clone(),
+            content_hash: content_hash(record),
+            remote_created_at: record.remote_created_at,
+            remote_updated_at: record.remote_updated_at,
+            remote_deleted_at: record.remote_deleted_at,
+            fields: record.fields.clone(),
+            custom_fields: record.custom_fields.clone(),
+            remote_data: record.remote_data.clone(),
+        };
+        match position.get(record.remote_id.as_str()) {
+            Some(&index) => writes[index] = write,
+            None => {
+                position.insert(&record.remote_id, writes.len());
+                writes.push(write);
+            }
+        }
+    }
+    writes
+}
+
+fn outcome(status: RunStatus, totals: &Totals, error: Option<String>) -> RunOutcome {
+    RunOutcome {
+        status,
+        finished_at: Utc::now(),
+        records_read: totals.records_read,
+        stats: totals.stats,
+        records_deleted: totals.records_deleted,
+        error,
+    }
+}
