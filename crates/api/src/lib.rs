@@ -1,1 +1,103 @@
-//! placeholder
+//! The HTTP API: the unified endpoints (connection tokens), the management endpoints (the
+//! operator's key), the OpenAPI document with its reference page, and health probes.
+//!
+//! Only this crate knows HTTP. Handlers translate requests into engine and store calls and
+//! never talk to a source; every error leaves through [`problem::ApiError`], the one place
+//! that owns the mapping to statuses and problem codes.
+
+pub mod auth;
+pub mod cursor;
+pub mod management;
+pub mod openapi;
+pub mod ops;
+pub mod problem;
+pub mod records;
+pub mod unified;
+
+use std::sync::Arc;
+
+use axum::http::{HeaderName, Request};
+use axum::routing::{delete, get, post};
+use axum::Router;
+use millrace_sync::Engine;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::auth::Limiter;
+use crate::cursor::CursorCodec;
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// SHA-256 hex of the operator's management key (see `millrace_sync::hash_token`).
+    pub admin_key_hash: String,
+    /// Secret that signs list cursors.
+    pub cursor_secret: Vec<u8>,
+    /// Requests per second per caller (token or management key); 0 disables the limit.
+    pub rate_limit_per_second: u32,
+}
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub engine: Engine,
+    pub(crate) admin_key_hash: Arc<String>,
+    pub(crate) cursors: Arc<CursorCodec>,
+    pub(crate) limiter: Arc<Limiter>,
+}
+
+/// Builds the whole application router.
+pub fn router(engine: Engine, config: &ApiConfig) -> Router {
+    let state = AppState {
+        engine,
+        admin_key_hash: Arc::new(config.admin_key_hash.clone()),
+        cursors: Arc::new(CursorCodec::new(&config.cursor_secret)),
+        limiter: Arc::new(Limiter::new(config.rate_limit_per_second)),
+    };
+    let request_id = HeaderName::from_static("x-request-id");
+
+    let v1 = Router::new()
+        .route("/systems", get(management::systems))
+        .route("/credits", get(management::credits))
+        .route("/connections", post(management::create).get(management::list))
+        .route("/connections/{id}", get(management::get))
+        .route("/connections/{id}/disconnect", post(management::disconnect))
+        .route("/connections/{id}/token", post(management::rotate))
+        .route("/connections/{id}/data", delete(management::delete_data))
+        .route("/connections/{id}/sync", post(management::sync_now))
+        .route("/connections/{id}/runs", get(management::runs))
+        .route("/connections/{id}/{object}", get(management::records))
+        .route("/connections/{id}/{object}/{record_id}", get(management::record))
+        .route("/connection", get(unified::this_connection))
+        .route("/connection/sync", post(unified::sync_now))
+        .route("/{object}", get(unified::list))
+        .route("/{object}/{id}", get(unified::get));
+
+    Router::new()
+        .nest("/v1", v1)
+        .route("/openapi.json", get(openapi::document))
+        .route("/docs", get(openapi::reference_page))
+        .route("/healthz", get(ops::health))
+        .route("/readyz", get(ops::ready))
+        .fallback(problem::no_such_route)
+        .method_not_allowed_fallback(problem::no_such_route)
+        .with_state(state)
+        .layer(axum::middleware::from_fn(problem::attach_request_id))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let request_id = request
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or_default();
+                tracing::info_span!(
+                    "request",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    request_id = %request_id,
+                )
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+}
