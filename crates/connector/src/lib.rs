@@ -32,6 +32,15 @@ pub trait Connector: Send + Sync {
     /// malformed.
     fn open(&self, credentials: &Credentials) -> Result<Box<dyn Source>, ConnectorError>;
 
+    /// Returns how far before the watermark an incremental read starts.
+    ///
+    /// The overlap absorbs changes the source commits with a change time slightly older than
+    /// its newest visible one (clock steps, long transactions, second-truncated filters); the
+    /// engine's content hashes keep re-read records from counting as changes.
+    fn overlap_window(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(5 * 60)
+    }
+
     /// Starts this system's sandbox server, when the connector ships one.
     async fn start_sandbox(
         &self,
