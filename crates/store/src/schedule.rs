@@ -27,10 +27,13 @@ impl Store {
         };
         let claimable = "status = 'active' AND next_sync_at <= $3 \
                          AND (lease_until IS NULL OR lease_until < $3)";
+        // The candidates are materialised once: an inlined `IN (SELECT ... LIMIT)` may be
+        // rescanned by PostgreSQL and then claim more than `limit` rows.
         let sql = format!(
-            "UPDATE connections SET lease_owner = $1, lease_until = $2 \
-             WHERE id IN (SELECT id FROM connections WHERE {claimable} \
-             ORDER BY next_sync_at, id LIMIT $4 {lock}) AND {claimable} \
+            "WITH due AS MATERIALIZED (SELECT id FROM connections WHERE {claimable} \
+             ORDER BY next_sync_at, id LIMIT $4 {lock}) \
+             UPDATE connections SET lease_owner = $1, lease_until = $2 \
+             WHERE id IN (SELECT id FROM due) AND {claimable} \
              RETURNING id"
         );
         let rows = sqlx::query(&sql)
