@@ -1,0 +1,231 @@
+//! Stream state, checkpoints and the history of sync runs.
+
+use chrono::{DateTime, Utc};
+use millrace_model::{ObjectType, RunKind, RunStatus, StreamState, SyncRun};
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::convert::{json, micros, opt_micros, opt_time, parse, signed, time, unsigned};
+use crate::{RunOutcome, Store, StoreError, StreamRow};
+
+/// The columns `stream_row` reads, from `streams` aliased as `s`.
+pub(crate) const STREAM_COLUMNS: &str = "s.connection_id, s.object, s.state, s.watermark, \
+     s.last_successful_sync_at, s.last_error, s.record_count, s.checkpoint, s.last_reconciled_at";
+
+const RUN_COLUMNS: &str = "id, connection_id, kind, status, run_trigger, started_at, finished_at, \
+     records_read, records_created, records_updated, records_unchanged, records_deleted, error";
+
+impl Store {
+    /// Returns the connection's streams with their checkpoints, in object order.
+    pub async fn streams(&self, connection_id: &str) -> Result<Vec<StreamRow>, StoreError> {
+        let sql = format!("SELECT {STREAM_COLUMNS} FROM streams s WHERE s.connection_id = $1");
+        let rows = sqlx::query(&sql)
+            .bind(connection_id)
+            .fetch_all(&self.read)
+            .await?;
+        let mut streams = rows
+            .iter()
+            .map(|row| stream_row(row).map(|(_, stream)| stream))
+            .collect::<Result<Vec<_>, _>>()?;
+        streams.sort_by_key(|stream| stream.object);
+        Ok(streams)
+    }
+
+    /// Sets a stream's state and, when given, its last error (`Some(None)` clears it).
+    pub async fn set_stream_state(
+        &self,
+        connection_id: &str,
+        object: ObjectType,
+        state: StreamState,
+        last_error: Option<Option<&str>>,
+    ) -> Result<(), StoreError> {
+        let result = match last_error {
+            None => {
+                sqlx::query(
+                    "UPDATE streams SET state = $3 WHERE connection_id = $1 AND object = $2",
+                )
+                .bind(connection_id)
+                .bind(object.slug())
+                .bind(state.as_str())
+                .execute(&self.write)
+                .await?
+            }
+            Some(error) => {
+                sqlx::query(
+                    "UPDATE streams SET state = $3, last_error = $4 \
+                     WHERE connection_id = $1 AND object = $2",
+                )
+                .bind(connection_id)
+                .bind(object.slug())
+                .bind(state.as_str())
+                .bind(error)
+                .execute(&self.write)
+                .await?
+            }
+        };
+        stream_touched(result.rows_affected(), connection_id)
+    }
+
+    /// Records that a stream finished a complete read: state `idle`, watermark set (kept when
+    /// `None`), `last_successful_sync_at = at`, checkpoint and last error cleared.
+    pub async fn complete_stream(
+        &self,
+        connection_id: &str,
+        object: ObjectType,
+        watermark: Option<DateTime<Utc>>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let result = sqlx::query(
+            "UPDATE streams SET state = 'idle', watermark = COALESCE($3, watermark), \
+             last_successful_sync_at = $4, checkpoint = NULL, last_error = NULL \
+             WHERE connection_id = $1 AND object = $2",
+        )
+        .bind(connection_id)
+        .bind(object.slug())
+        .bind(opt_micros(watermark))
+        .bind(micros(at))
+        .execute(&self.write)
+        .await?;
+        stream_touched(result.rows_affected(), connection_id)
+    }
+
+    /// Records that a reconciliation pass finished for a stream at `at`.
+    pub async fn set_reconciled(
+        &self,
+        connection_id: &str,
+        object: ObjectType,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let result = sqlx::query(
+            "UPDATE streams SET last_reconciled_at = $3 WHERE connection_id = $1 AND object = $2",
+        )
+        .bind(connection_id)
+        .bind(object.slug())
+        .bind(micros(at))
+        .execute(&self.write)
+        .await?;
+        stream_touched(result.rows_affected(), connection_id)
+    }
+
+    /// Opens a run history row (`running`) and returns its id.
+    pub async fn start_run(
+        &self,
+        connection_id: &str,
+        kind: RunKind,
+        trigger: &str,
+        at: DateTime<Utc>,
+    ) -> Result<String, StoreError> {
+        // Version 7 ids sort by time, which breaks ties between runs started in one microsecond.
+        let id = uuid::Uuid::now_v7().to_string();
+        let result = sqlx::query(
+            "INSERT INTO sync_runs (id, connection_id, kind, status, run_trigger, started_at) \
+             SELECT $1, id, $3, 'running', $4, $5 FROM connections WHERE id = $2",
+        )
+        .bind(&id)
+        .bind(connection_id)
+        .bind(kind.as_str())
+        .bind(trigger)
+        .bind(micros(at))
+        .execute(&self.write)
+        .await?;
+        if result.rows_affected() == 0 {
+            return Err(StoreError::ConnectionNotFound(connection_id.to_owned()));
+        }
+        Ok(id)
+    }
+
+    /// Closes a run history row.
+    pub async fn finish_run(&self, run_id: &str, outcome: &RunOutcome) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE sync_runs SET status = $2, finished_at = $3, records_read = $4, \
+             records_created = $5, records_updated = $6, records_unchanged = $7, \
+             records_deleted = $8, error = $9 WHERE id = $1",
+        )
+        .bind(run_id)
+        .bind(outcome.status.as_str())
+        .bind(micros(outcome.finished_at))
+        .bind(signed(outcome.records_read))
+        .bind(signed(outcome.stats.created))
+        .bind(signed(outcome.stats.updated))
+        .bind(signed(outcome.stats.unchanged))
+        .bind(signed(outcome.records_deleted))
+        .bind(outcome.error.as_deref())
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Marks runs still `running` for a connection as `failed` with `reason` (a dead worker's).
+    pub async fn abandon_runs(&self, connection_id: &str, reason: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE sync_runs SET status = 'failed', error = $2, finished_at = $3 \
+             WHERE connection_id = $1 AND status = 'running'",
+        )
+        .bind(connection_id)
+        .bind(reason)
+        .bind(micros(Utc::now()))
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Returns a connection's runs, newest first.
+    pub async fn runs(&self, connection_id: &str, limit: u32) -> Result<Vec<SyncRun>, StoreError> {
+        let sql = format!(
+            "SELECT {RUN_COLUMNS} FROM sync_runs WHERE connection_id = $1 \
+             ORDER BY started_at DESC, id DESC LIMIT $2"
+        );
+        sqlx::query(&sql)
+            .bind(connection_id)
+            .bind(i64::from(limit))
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(run_row)
+            .collect()
+    }
+}
+
+/// Turns "no stream row was updated" into an error naming the connection.
+fn stream_touched(rows_affected: u64, connection_id: &str) -> Result<(), StoreError> {
+    if rows_affected == 0 {
+        return Err(StoreError::ConnectionNotFound(connection_id.to_owned()));
+    }
+    Ok(())
+}
+
+/// Reads a row of `STREAM_COLUMNS`; returns the connection id beside the stream.
+pub(crate) fn stream_row(row: &AnyRow) -> Result<(String, StreamRow), StoreError> {
+    let checkpoint: Option<String> = row.try_get("checkpoint")?;
+    let stream = StreamRow {
+        object: parse(row.try_get("object")?)?,
+        state: parse(row.try_get("state")?)?,
+        watermark: opt_time(row.try_get("watermark")?)?,
+        last_successful_sync_at: opt_time(row.try_get("last_successful_sync_at")?)?,
+        last_error: row.try_get("last_error")?,
+        record_count: unsigned(row.try_get("record_count")?)?,
+        checkpoint: checkpoint.as_deref().map(json).transpose()?,
+        last_reconciled_at: opt_time(row.try_get("last_reconciled_at")?)?,
+    };
+    Ok((row.try_get("connection_id")?, stream))
+}
+
+fn run_row(row: &AnyRow) -> Result<SyncRun, StoreError> {
+    let kind: RunKind = parse(row.try_get("kind")?)?;
+    let status: RunStatus = parse(row.try_get("status")?)?;
+    Ok(SyncRun {
+        id: row.try_get("id")?,
+        connection_id: row.try_get("connection_id")?,
+        kind,
+        status,
+        trigger: row.try_get("run_trigger")?,
+        started_at: time(row.try_get("started_at")?)?,
+        finished_at: opt_time(row.try_get("finished_at")?)?,
+        records_read: unsigned(row.try_get("records_read")?)?,
+        records_created: unsigned(row.try_get("records_created")?)?,
+        records_updated: unsigned(row.try_get("records_updated")?)?,
+        records_unchanged: unsigned(row.try_get("records_unchanged")?)?,
+        records_deleted: unsigned(row.try_get("records_deleted")?)?,
+        error: row.try_get("error")?,
+    })
+}

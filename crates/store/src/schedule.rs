@@ -1,0 +1,131 @@
+//! Scheduling: when each connection's next sync is due, and which worker holds it.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use crate::convert::{micros, opt_micros, opt_time};
+use crate::{Backend, Store, StoreError};
+
+impl Store {
+    /// Claims up to `limit` connections that are active, due (`next_sync_at <= now`) and not
+    /// leased by a live worker (no lease, or `lease_until < now`), leasing each to `worker`
+    /// until `lease_until`. Returns their ids. Each connection is claimed by one worker only,
+    /// even with several processes on one PostgreSQL database.
+    pub async fn claim_due(
+        &self,
+        worker: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        // PostgreSQL: rows another claimer has locked are skipped, and a row locked here is
+        // checked again against the WHERE clause in its newest version, so a lease committed
+        // meanwhile wins. SQLite: the single writer runs one claim at a time.
+        let lock = match self.backend {
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        };
+        let claimable = "status = 'active' AND next_sync_at <= $3 \
+                         AND (lease_until IS NULL OR lease_until < $3)";
+        // The candidates are materialised once: an inlined `IN (SELECT ... LIMIT)` may be
+        // rescanned by PostgreSQL and then claim more than `limit` rows.
+        let sql = format!(
+            "WITH due AS MATERIALIZED (SELECT id FROM connections WHERE {claimable} \
+             ORDER BY next_sync_at, id LIMIT $4 {lock}) \
+             UPDATE connections SET lease_owner = $1, lease_until = $2 \
+             WHERE id IN (SELECT id FROM due) AND {claimable} \
+             RETURNING id"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(worker)
+            .bind(micros(lease_until))
+            .bind(micros(now))
+            .bind(i64::from(limit))
+            .fetch_all(&self.write)
+            .await?;
+        let ids = rows
+            .iter()
+            .map(|row| row.try_get("id"))
+            .collect::<Result<Vec<String>, _>>()?;
+        if !ids.is_empty() {
+            tracing::debug!(worker, claimed = ids.len(), "claimed due connections");
+        }
+        Ok(ids)
+    }
+
+    /// Extends `worker`'s lease; returns false when the lease was lost or the connection is not
+    /// active any more (the run must stop).
+    pub async fn renew_lease(
+        &self,
+        id: &str,
+        worker: &str,
+        lease_until: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "UPDATE connections SET lease_until = $3 \
+             WHERE id = $1 AND lease_owner = $2 AND status = 'active'",
+        )
+        .bind(id)
+        .bind(worker)
+        .bind(micros(lease_until))
+        .execute(&self.write)
+        .await?;
+        Ok(result.rows_affected() > 0)
+    }
+
+    /// Drops `worker`'s lease and sets when the next scheduled sync is due (`None`: none).
+    pub async fn release_lease(
+        &self,
+        id: &str,
+        worker: &str,
+        next_sync_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        // A connection that stopped being active meanwhile keeps no schedule.
+        sqlx::query(
+            "UPDATE connections SET lease_owner = NULL, lease_until = NULL, \
+             next_sync_at = CASE WHEN status = 'active' THEN $3 ELSE NULL END \
+             WHERE id = $1 AND lease_owner = $2",
+        )
+        .bind(id)
+        .bind(worker)
+        .bind(opt_micros(next_sync_at))
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    /// Makes an active connection's next sync due now; refuses inactive connections.
+    pub async fn request_sync(&self, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let result = sqlx::query(
+            "UPDATE connections SET next_sync_at = $2 WHERE id = $1 AND status = 'active'",
+        )
+        .bind(id)
+        .bind(micros(now))
+        .execute(&self.write)
+        .await?;
+        if result.rows_affected() > 0 {
+            return Ok(());
+        }
+
+        let exists = sqlx::query("SELECT id FROM connections WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?
+            .is_some();
+        if exists {
+            Err(StoreError::ConnectionInactive(id.to_owned()))
+        } else {
+            Err(StoreError::ConnectionNotFound(id.to_owned()))
+        }
+    }
+
+    /// Returns when the connection's next sync is due.
+    pub async fn next_sync_at(&self, id: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let row = sqlx::query("SELECT next_sync_at FROM connections WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?
+            .ok_or_else(|| StoreError::ConnectionNotFound(id.to_owned()))?;
+        opt_time(row.try_get("next_sync_at")?)
+    }
+}
