@@ -1,0 +1,185 @@
+//! The sandbox's in-memory records: one table per object structure, keyed by natural key.
+//!
+//! A table either stores its records (the real data sets) or generates them on demand from
+//! their index (the synthetic benchmark work orders), with a small overlay for records the
+//! control API created, changed or deleted. Reading a page never clones a whole table.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use super::synthetic::SyntheticWorkOrders;
+
+/// A record's attributes, as lean JSON; times are stored as RFC 3339 UTC strings.
+pub type Attrs = Map<String, Value>;
+
+/// One stored record.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub attrs: Attrs,
+    /// Increases with every change, across the whole sandbox.
+    pub rowstamp: u64,
+}
+
+/// A handle on one record of a table, cheap to copy into a stable-paging snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RowId {
+    /// A generated record, by index.
+    Index(u32),
+    /// A stored record, by natural key.
+    Key(Arc<str>),
+}
+
+/// What the sandbox knows about one object structure.
+#[derive(Debug)]
+pub struct StructureSpec {
+    pub name: &'static str,
+    /// Attributes whose values, joined by `/`, form the natural key.
+    pub key_attrs: &'static [&'static str],
+    /// The attribute that records the last change.
+    pub change_attr: &'static str,
+    /// A numeric unique id attribute the server assigns, such as `workorderid`.
+    pub id_attr: Option<&'static str>,
+    /// Prefix of generated key values for records created without one.
+    pub generated_prefix: &'static str,
+}
+
+/// The structures the sandbox serves.
+pub const STRUCTURES: &[StructureSpec] = &[
+    spec("mxapisite", &["siteid"], "changedate", Some("siteuid"), "S"),
+    spec("mxapilocations", &["siteid", "location"], "changedate", Some("locationsid"), "L"),
+    spec("mxapiasset", &["siteid", "assetnum"], "changedate", Some("assetuid"), "A"),
+    spec("mxapiwodetail", &["siteid", "wonum"], "changedate", Some("workorderid"), "W"),
+    spec("mxapisr", &["ticketid"], "changedate", Some("ticketuid"), "SR"),
+    spec("mxapiitem", &["itemsetid", "itemnum"], "changedate", Some("itemid"), "I"),
+    spec("mxapiinventory", &["siteid", "location", "itemnum"], "changedate", Some("inventoryid"), "I"),
+    spec("mxapipo", &["siteid", "ponum", "revisionnum"], "changedate", Some("poid"), "PO"),
+    spec("mxapivendor", &["orgid", "company"], "changedate", Some("companiesid"), "V"),
+    spec("mxapiperson", &["personid"], "changedate", Some("personuid"), "P"),
+    spec("mxapiassetmeter", &["siteid", "assetnum", "metername"], "changedate", Some("assetmeterid"), "M"),
+    spec("mxapimeterreading", &["meterreadingid"], "enterdate", None, ""),
+];
+
+const fn spec(
+    name: &'static str,
+    key_attrs: &'static [&'static str],
+    change_attr: &'static str,
+    id_attr: Option<&'static str>,
+    generated_prefix: &'static str,
+) -> StructureSpec {
+    StructureSpec { name, key_attrs, change_attr, id_attr, generated_prefix }
+}
+
+/// Returns the spec of a structure by its (case-insensitive) name.
+pub fn structure(name: &str) -> Option<&'static StructureSpec> {
+    STRUCTURES.iter().find(|spec| spec.name.eq_ignore_ascii_case(name))
+}
+
+/// Attributes that hold times, in any structure or child object.
+pub fn is_date_attr(name: &str) -> bool {
+    matches!(
+        name,
+        "changedate"
+            | "statusdate"
+            | "reportdate"
+            | "schedstart"
+            | "schedfinish"
+            | "targstartdate"
+            | "targcompdate"
+            | "actstart"
+            | "actfinish"
+            | "installdate"
+            | "orderdate"
+            | "requireddate"
+            | "readingdate"
+            | "enterdate"
+            | "lastreadingdate"
+            | "affecteddate"
+    )
+}
+
+impl StructureSpec {
+    /// Returns the natural key of a record, or `None` when a key attribute is missing.
+    pub fn key_of(&self, attrs: &Attrs) -> Option<String> {
+        let mut parts = Vec::with_capacity(self.key_attrs.len());
+        for attr in self.key_attrs {
+            match attrs.get(*attr) {
+                Some(Value::String(text)) if !text.is_empty() => parts.push(text.clone()),
+                Some(Value::Number(number)) => parts.push(number.to_string()),
+                _ => return None,
+            }
+        }
+        Some(parts.join("/"))
+    }
+}
+
+/// The records of one structure.
+#[derive(Debug)]
+pub enum Table {
+    Stored(BTreeMap<Arc<str>, Row>),
+    Synthetic(SyntheticWorkOrders),
+}
+
+impl Table {
+    /// Returns the handles of every record, in key order.
+    pub fn ids(&self) -> Vec<RowId> {
+        match self {
+            Table::Stored(rows) => rows.keys().map(|key| RowId::Key(key.clone())).collect(),
+            Table::Synthetic(synthetic) => synthetic.ids(),
+        }
+    }
+
+    /// Returns one attribute of a record without building the whole record when avoidable.
+    pub fn attr(&self, id: &RowId, name: &str) -> Option<Value> {
+        match (self, id) {
+            (Table::Stored(rows), RowId::Key(key)) => rows.get(key)?.attrs.get(name).cloned(),
+            (Table::Synthetic(synthetic), _) => synthetic.attr(id, name),
+            _ => None,
+        }
+    }
+
+    /// Returns a record, borrowed when stored and built when generated.
+    pub fn row(&self, id: &RowId) -> Option<Cow<'_, Row>> {
+        match (self, id) {
+            (Table::Stored(rows), RowId::Key(key)) => rows.get(key).map(Cow::Borrowed),
+            (Table::Synthetic(synthetic), _) => synthetic.row(id),
+            _ => None,
+        }
+    }
+
+    /// Returns the handle of the record with natural key `key`, if it exists.
+    pub fn find(&self, key: &str) -> Option<RowId> {
+        match self {
+            Table::Stored(rows) => rows.get_key_value(key).map(|(key, _)| RowId::Key(key.clone())),
+            Table::Synthetic(synthetic) => synthetic.find(key),
+        }
+    }
+
+    /// Stores `row` under `key`, replacing any record there.
+    pub fn put(&mut self, key: &str, row: Row) {
+        match self {
+            Table::Stored(rows) => {
+                rows.insert(Arc::from(key), row);
+            }
+            Table::Synthetic(synthetic) => synthetic.put(key, row),
+        }
+    }
+
+    /// Removes a record; returns whether it existed.
+    pub fn remove(&mut self, key: &str) -> bool {
+        match self {
+            Table::Stored(rows) => rows.remove(key).is_some(),
+            Table::Synthetic(synthetic) => synthetic.remove(key),
+        }
+    }
+
+    /// Returns the number of records.
+    pub fn len(&self) -> usize {
+        match self {
+            Table::Stored(rows) => rows.len(),
+            Table::Synthetic(synthetic) => synthetic.len(),
+        }
+    }
+}
