@@ -1,0 +1,253 @@
+//! `millrace demo`: the whole product in one command, on the Maximo sandbox's real data.
+//!
+//! It starts three Maximo sandboxes (in three time zones), a server on embedded SQLite, connects
+//! two customers (one with two Maximo instances), follows the initial syncs, changes records in
+//! a sandbox, runs an incremental sync and shows exactly what changed through the cursor, then
+//! disconnects one connection and shows its token refused and its data kept. It keeps serving
+//! until Ctrl-C and prints what to try.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use clap::Args;
+use millrace_connector::{RunningSandbox, SandboxOptions};
+use millrace_sync::EngineConfig;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::cli::follow_sync;
+use crate::client::Client;
+use crate::server::{self, ServeOptions};
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Address the Millrace server listens on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Folder for the demo's database; it is emptied at start.
+    #[arg(long, default_value = "data/demo")]
+    pub data_dir: PathBuf,
+    /// Folder of the public data sets (default: `../shared/data`, searched from here).
+    #[arg(long, env = "MILLRACE_SHARED_DATA")]
+    pub shared_data: Option<PathBuf>,
+    /// Stops after the walk-through instead of serving until Ctrl-C.
+    #[arg(long)]
+    pub exit: bool,
+}
+
+/// One sandbox and the connection made to it.
+struct Instance {
+    customer: &'static str,
+    name: &'static str,
+    deployment: &'static str,
+    sandbox: RunningSandbox,
+    connection_id: String,
+    token: String,
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    step("Starting three IBM Maximo sandboxes loaded with public data");
+    let registry = crate::registry::registry();
+    let maximo = registry.get("ibm_maximo").context("the Maximo connector is not built in")?;
+    let plan = [
+        ("acme-mining", "Acme Mining - Pilbara Maximo", "cloud", "Australia/Perth"),
+        ("northwind-energy", "Northwind - Auckland Maximo", "cloud", "Pacific/Auckland"),
+        ("northwind-energy", "Northwind - Houston Maximo", "on_premise", "America/Chicago"),
+    ];
+    let mut sandboxes = Vec::new();
+    for (index, (_, name, _, zone)) in plan.iter().enumerate() {
+        let options = SandboxOptions {
+            data_dir: args.shared_data.clone(),
+            time_zone: Some((*zone).to_owned()),
+            seed: index as u64 + 1,
+            ..SandboxOptions::default()
+        };
+        let sandbox = maximo
+            .start_sandbox(options)
+            .await?
+            .ok_or_else(|| anyhow!("the Maximo connector has no sandbox"))?;
+        println!("  {name}: {} (server time zone {zone})", sandbox.base_url);
+        sandboxes.push(sandbox);
+    }
+
+    step("Starting Millrace on embedded SQLite");
+    if args.data_dir.exists() {
+        std::fs::remove_dir_all(&args.data_dir)
+            .with_context(|| format!("cannot empty {}", args.data_dir.display()))?;
+    }
+    let admin_key = format!("mra_demo_{}", hex::encode(rand::random::<[u8; 16]>()));
+    let server = server::start(ServeOptions {
+        listen: args.listen.clone(),
+        data_dir: args.data_dir.clone(),
+        database_url: None,
+        admin_key: Some(admin_key.clone()),
+        secret_key: None,
+        credit_pool: 100,
+        rate_limit_per_second: 0,
+        engine: EngineConfig { reconcile_interval: Duration::ZERO, ..EngineConfig::default() },
+    })
+    .await?;
+    let base = format!("http://{}", server.address);
+    println!("  API: {base}/v1   reference: {base}/docs   data: {}", args.data_dir.display());
+    let admin = Client::new(&base, &admin_key)?;
+
+    step("Connecting two customers (Northwind has two Maximo instances)");
+    let mut instances = Vec::new();
+    for ((customer, name, deployment, _), sandbox) in plan.into_iter().zip(sandboxes) {
+        let body = json!({
+            "customer_id": customer,
+            "system": "ibm_maximo",
+            "deployment": deployment,
+            "name": name,
+            "credentials": sandbox.credentials,
+            "lookback_days": 30,
+        });
+        let created = admin.post("/v1/connections", Some(body)).await?;
+        let connection_id = created["connection"]["id"].as_str().unwrap_or_default().to_owned();
+        let token = created["token"].as_str().unwrap_or_default().to_owned();
+        println!(
+            "  {customer:<17} {name:<28} {deployment:<10} {} credits  {connection_id}",
+            created["connection"]["credits"]
+        );
+        instances.push(Instance { customer, name, deployment, sandbox, connection_id, token });
+    }
+    let credits = admin.get("/v1/credits").await?;
+    println!("  credits: {} used of {}", credits["used"], credits["total"]);
+
+    step("Initial sync: master data whole, work orders and requests of the last 30 days");
+    for instance in &instances {
+        println!("  {}", instance.name);
+        follow_sync(&admin, &instance.connection_id).await?;
+    }
+
+    let first = &instances[0];
+    let unified = admin.with_key(&first.token);
+    let cursor = latest_cursor(&unified, "work-orders").await?;
+
+    step("Changing records in the Acme sandbox");
+    let changed = change_sandbox(&first.sandbox, &unified).await?;
+    for line in &changed {
+        println!("  {line}");
+    }
+
+    step("Incremental sync: only what changed since the watermark");
+    unified.post("/v1/connection/sync", None).await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    follow_sync(&admin, &first.connection_id).await?;
+    let runs = admin.get(&format!("/v1/connections/{}/runs", first.connection_id)).await?;
+    if let Some(run) = runs["data"].as_array().and_then(|runs| runs.first()) {
+        println!(
+            "  run {}: read {}, created {}, updated {}, unchanged {}, deleted {}",
+            run["kind"], run["records_read"], run["records_created"], run["records_updated"],
+            run["records_unchanged"], run["records_deleted"]
+        );
+    }
+    let page = unified
+        .get(&format!("/v1/work-orders?cursor={}", crate::cli::urlencode(&cursor)))
+        .await?;
+    println!("  GET /v1/work-orders?cursor=<cursor kept before the change> returns:");
+    for record in page["data"].as_array().into_iter().flatten() {
+        println!(
+            "    {} {:<10} {}",
+            record["number"].as_str().unwrap_or_default(),
+            record["status"].as_str().unwrap_or_default(),
+            record["title"].as_str().unwrap_or_default()
+        );
+    }
+
+    step("Disconnecting Northwind's Houston instance");
+    let gone = &instances[2];
+    admin.post(&format!("/v1/connections/{}/disconnect", gone.connection_id), None).await?;
+    let (status, problem) =
+        admin.with_key(&gone.token).raw(Method::GET, "/v1/work-orders", None).await?;
+    println!("  its token now: {status} {}", problem["code"]);
+    let kept = admin.get(&format!("/v1/connections/{}/work-orders?limit=1000", gone.connection_id)).await?;
+    println!(
+        "  its data, read with the management key: {} work orders kept",
+        kept["data"].as_array().map_or(0, Vec::len)
+    );
+    let credits = admin.get("/v1/credits").await?;
+    println!("  credits: {} used of {}", credits["used"], credits["total"]);
+
+    step("Try it");
+    println!("  management key: {admin_key}");
+    for instance in &instances {
+        println!(
+            "  {} / {} ({}): token {}",
+            instance.customer, instance.name, instance.deployment, instance.token
+        );
+    }
+    println!("  curl -s -H 'Authorization: Bearer {}' '{base}/v1/work-orders?limit=5'", first.token);
+    println!("  curl -s -H 'Authorization: Bearer {}' '{base}/v1/connection'", first.token);
+    println!("  curl -s -H 'Authorization: Bearer {admin_key}' '{base}/v1/connections'");
+    println!("  curl -s -H 'Authorization: Bearer {admin_key}' '{base}/v1/credits'");
+    println!("  sandbox control API: {}/../_sandbox/", first.sandbox.base_url);
+
+    if args.exit {
+        server.stop().await;
+        return Ok(());
+    }
+    println!("\nServing until Ctrl-C.");
+    tokio::signal::ctrl_c().await?;
+    server.stop().await;
+    Ok(())
+}
+
+fn step(title: &str) {
+    println!("\n== {title}");
+}
+
+/// Pages to the end of a stream and returns the cursor after its last change.
+async fn latest_cursor(unified: &Client, object: &str) -> anyhow::Result<String> {
+    let mut cursor = String::new();
+    loop {
+        let path = format!("/v1/{object}?limit=1000&cursor={}", crate::cli::urlencode(&cursor));
+        let page = unified.get(&path).await?;
+        cursor = page["next_cursor"].as_str().unwrap_or_default().to_owned();
+        if page["has_more"] != true {
+            return Ok(cursor);
+        }
+    }
+}
+
+/// Completes one synced work order, creates a new one and deletes a synced asset, through the
+/// sandbox's control API. Returns what it did.
+async fn change_sandbox(sandbox: &RunningSandbox, unified: &Client) -> anyhow::Result<Vec<String>> {
+    let control = sandbox.base_url.trim_end_matches("/maximo").to_owned() + "/_sandbox/os";
+    let http = reqwest::Client::new();
+    let mut done = Vec::new();
+
+    let orders = unified.get("/v1/work-orders?limit=1&status=open").await?;
+    let orders = if orders["data"].as_array().is_some_and(|data| !data.is_empty()) {
+        orders
+    } else {
+        unified.get("/v1/work-orders?limit=1").await?
+    };
+    if let Some(order) = orders["data"].as_array().and_then(|data| data.first()) {
+        let key = order["remote_id"].as_str().unwrap_or_default();
+        let url = format!("{control}/mxapiwodetail/{}", crate::cli::urlencode(key));
+        let response = http.patch(&url).json(&json!({"status": "COMP"})).send().await?;
+        done.push(format!("completed work order {key}: {}", response.status()));
+    }
+
+    let new_order = json!({
+        "description": "Replace hydraulic hose on boom cylinder (demo)",
+        "status": "WAPPR",
+        "worktype": "CM",
+        "wopriority": 2,
+    });
+    let response = http.post(format!("{control}/mxapiwodetail")).json(&new_order).send().await?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    done.push(format!("created work order {}: {status}", body["wonum"].as_str().unwrap_or("?")));
+
+    let assets = unified.get("/v1/assets?limit=1").await?;
+    if let Some(asset) = assets["data"].as_array().and_then(|data| data.first()) {
+        let key = asset["remote_id"].as_str().unwrap_or_default();
+        let url = format!("{control}/mxapiasset/{}", crate::cli::urlencode(key));
+        let response = http.delete(&url).send().await?;
+        done.push(format!("deleted asset {key}: {}", response.status()));
+    }
+    Ok(done)
+}

@@ -1,0 +1,10 @@
+//! The systems this build of Millrace can connect: one line per connector.
+
+use millrace_connector::Registry;
+
+/// Returns the registry of every connector compiled in.
+pub fn registry() -> Registry {
+    let mut registry = Registry::new();
+    registry.register(millrace_ibm_maximo::connector());
+    registry
+}
