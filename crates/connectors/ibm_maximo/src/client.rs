@@ -159,7 +159,9 @@ const HELPER_PAGE_SIZE: u32 = 1000;
 
 /// Returns the structure read for `object`.
 pub fn structure_for(object: ObjectType) -> Option<&'static Structure> {
-    STRUCTURES.iter().find(|structure| structure.object == object)
+    STRUCTURES
+        .iter()
+        .find(|structure| structure.object == object)
 }
 
 /// How requests authenticate. `Debug` shows the method only.
@@ -200,7 +202,10 @@ impl std::fmt::Debug for SourceHttpDebug {
 pub fn read_error(body: &Value) -> Option<String> {
     let error = body.get("Error").or_else(|| body.get("oslc:Error"))?;
     let field = |name: &str| {
-        error.get(name).or_else(|| error.get(format!("spi:{name}"))).and_then(Value::as_str)
+        error
+            .get(name)
+            .or_else(|| error.get(format!("spi:{name}")))
+            .and_then(Value::as_str)
     };
     let message = field("message").unwrap_or("(no message)");
     match field("reasonCode") {
@@ -227,7 +232,9 @@ impl MaximoSource {
         let mut base_url = Url::parse(base.trim_end_matches('/'))
             .map_err(|err| invalid(&format!("base_url is not a URL ({err})")))?;
         if !matches!(base_url.scheme(), "http" | "https") || base_url.host().is_none() {
-            return Err(invalid("base_url must be an http or https URL such as https://host/maximo"));
+            return Err(invalid(
+                "base_url must be an http or https URL such as https://host/maximo",
+            ));
         }
         base_url.set_query(None);
         base_url.set_fragment(None);
@@ -241,22 +248,33 @@ impl MaximoSource {
                 base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")),
             ),
             (Some(_), _, _) => {
-                return Err(invalid("give either api_key or username and password, not both"))
+                return Err(invalid(
+                    "give either api_key or username and password, not both",
+                ))
             }
             (None, Some(_), None) | (None, None, Some(_)) => {
                 return Err(invalid("username and password must be given together"))
             }
             (None, None, None) => {
-                return Err(invalid("an api_key, or a username and password, is required"))
+                return Err(invalid(
+                    "an api_key, or a username and password, is required",
+                ))
             }
         };
 
         let http = SourceHttp::new(RetryPolicy::default(), read_error)?;
-        Ok(MaximoSource { http: SourceHttpDebug(http), base_url, auth })
+        Ok(MaximoSource {
+            http: SourceHttpDebug(http),
+            base_url,
+            auth,
+        })
     }
 
     fn collection_url(&self, structure: &str) -> String {
-        format!("{}/oslc/os/{structure}", self.base_url.as_str().trim_end_matches('/'))
+        format!(
+            "{}/oslc/os/{structure}",
+            self.base_url.as_str().trim_end_matches('/')
+        )
     }
 
     /// Sends an authenticated GET of `url` with `params` and reads the JSON answer.
@@ -269,15 +287,20 @@ impl MaximoSource {
         self.http
             .0
             .get_json(|client| {
-                client.get(url).query(params).header(header, value).header("accept", "application/json")
+                client
+                    .get(url)
+                    .query(params)
+                    .header(header, value)
+                    .header("accept", "application/json")
             })
             .await
     }
 
     /// Follows a `nextPage.href`, refusing one that leaves the configured host.
     async fn follow(&self, href: &str) -> Result<Value, ConnectorError> {
-        let next = Url::parse(href)
-            .map_err(|err| ConnectorError::Malformed(format!("the page link {href} is not a URL: {err}")))?;
+        let next = Url::parse(href).map_err(|err| {
+            ConnectorError::Malformed(format!("the page link {href} is not a URL: {err}"))
+        })?;
         if next.origin() != self.base_url.origin() {
             return Err(ConnectorError::Malformed(format!(
                 "the page link {href} points away from {}",
@@ -311,7 +334,8 @@ impl MaximoSource {
     }
 
     fn conditions(structure: &Structure, since: Option<DateTime<Utc>>) -> Vec<String> {
-        let mut conditions: Vec<String> = structure.condition.iter().map(|c| c.to_string()).collect();
+        let mut conditions: Vec<String> =
+            structure.condition.iter().map(|c| c.to_string()).collect();
         if let (Some(since), Some(attr)) = (since, structure.change_attr) {
             conditions.push(format!("{attr}>=\"{}\"", where_literal(since)));
         }
@@ -339,7 +363,10 @@ impl MaximoSource {
     }
 
     /// Reads the stock rows of `items`, keyed by `itemsetid/itemnum`.
-    async fn stock_of(&self, items: &[Value]) -> Result<BTreeMap<String, Vec<Value>>, ConnectorError> {
+    async fn stock_of(
+        &self,
+        items: &[Value],
+    ) -> Result<BTreeMap<String, Vec<Value>>, ConnectorError> {
         let mut stock: BTreeMap<String, Vec<Value>> = BTreeMap::new();
         let numbers: Vec<String> = items
             .iter()
@@ -349,7 +376,10 @@ impl MaximoSource {
             .collect();
         for chunk in numbers.chunks(200) {
             let where_text = format!("itemnum in [{}]", chunk.join(","));
-            for row in self.read_all(INVENTORY, INVENTORY_SELECT, where_text).await? {
+            for row in self
+                .read_all(INVENTORY, INVENTORY_SELECT, where_text)
+                .await?
+            {
                 if let Some(key) = mapping::key_of(&row, &["itemsetid", "itemnum"]) {
                     stock.entry(key).or_default().push(row);
                 }
@@ -366,20 +396,27 @@ impl MaximoSource {
     /// `remote_updated_at` is the newest of its item's and its stock rows' change times, so the
     /// watermark covers both. Because the second phase restarts at older times, parts are not
     /// reported as ordered by change.
-    async fn read_parts(&self, request: &PageRequest, context: &MapContext<'_>) -> Result<Page, ConnectorError> {
-        let item_structure = structure_for(ObjectType::Parts).ok_or_else(|| unsupported(request.object))?;
+    async fn read_parts(
+        &self,
+        request: &PageRequest,
+        context: &MapContext<'_>,
+    ) -> Result<Page, ConnectorError> {
+        let item_structure =
+            structure_for(ObjectType::Parts).ok_or_else(|| unsupported(request.object))?;
         let cursor = PartsCursor::decode(request.page.as_deref())?;
         let (items, next, total) = match cursor {
             PartsCursor::Items(href) => {
                 let body = match href {
                     Some(href) => self.follow(&href).await?,
                     None => {
-                        let params = Self::first_page(item_structure.select,
+                        let params = Self::first_page(
+                            item_structure.select,
                             Self::conditions(item_structure, request.since),
                             item_structure.change_attr,
                             request.page_size,
                         );
-                        self.get(&self.collection_url(item_structure.name), &params).await?
+                        self.get(&self.collection_url(item_structure.name), &params)
+                            .await?
                     }
                 };
                 let page = Collection::read(&body)?;
@@ -394,8 +431,12 @@ impl MaximoSource {
                 let body = match (href, request.since) {
                     (Some(href), _) => self.follow(&href).await?,
                     (None, since) => {
-                        let params = Self::first_page("itemnum,itemsetid,changedate",
-                            since.map(|since| format!("changedate>=\"{}\"", where_literal(since))).into_iter().collect(),
+                        let params = Self::first_page(
+                            "itemnum,itemsetid,changedate",
+                            since
+                                .map(|since| format!("changedate>=\"{}\"", where_literal(since)))
+                                .into_iter()
+                                .collect(),
                             Some("changedate"),
                             request.page_size,
                         );
@@ -416,9 +457,14 @@ impl MaximoSource {
                     Vec::new()
                 } else {
                     let where_text = format!("itemnum in [{}]", numbers.join(","));
-                    self.read_all(item_structure.name, item_structure.select, where_text).await?
+                    self.read_all(item_structure.name, item_structure.select, where_text)
+                        .await?
                 };
-                (items, page.next.map(|href| PartsCursor::Stock(Some(href))), None)
+                (
+                    items,
+                    page.next.map(|href| PartsCursor::Stock(Some(href))),
+                    None,
+                )
             }
         };
 
@@ -453,13 +499,17 @@ enum PartsCursor {
 
 impl PartsCursor {
     fn decode(page: Option<&str>) -> Result<Self, ConnectorError> {
-        let Some(page) = page else { return Ok(PartsCursor::Items(None)) };
+        let Some(page) = page else {
+            return Ok(PartsCursor::Items(None));
+        };
         let (phase, href) = page.split_once(' ').unwrap_or((page, ""));
         let href = (!href.is_empty()).then(|| href.to_owned());
         match phase {
             "items" => Ok(PartsCursor::Items(href)),
             "stock" => Ok(PartsCursor::Stock(href)),
-            _ => Err(ConnectorError::Malformed(format!("not a parts page cursor: {page}"))),
+            _ => Err(ConnectorError::Malformed(format!(
+                "not a parts page cursor: {page}"
+            ))),
         }
     }
 
@@ -488,16 +538,25 @@ impl Collection {
             .and_then(Value::as_array)
             .ok_or_else(|| ConnectorError::Malformed("the answer has no member array".to_owned()))?
             .clone();
-        let info = body.get("responseInfo").or_else(|| body.get("oslc:responseInfo"));
+        let info = body
+            .get("responseInfo")
+            .or_else(|| body.get("oslc:responseInfo"));
         let next = info
             .and_then(|info| info.get("nextPage").or_else(|| info.get("oslc:nextPage")))
             .and_then(|next| next.get("href").or_else(|| next.get("rdf:resource")))
             .and_then(Value::as_str)
             .map(str::to_owned);
         let total = info
-            .and_then(|info| info.get("totalCount").or_else(|| info.get("oslc:totalCount")))
+            .and_then(|info| {
+                info.get("totalCount")
+                    .or_else(|| info.get("oslc:totalCount"))
+            })
             .and_then(Value::as_u64);
-        Ok(Collection { members, next, total })
+        Ok(Collection {
+            members,
+            next,
+            total,
+        })
     }
 }
 
@@ -509,12 +568,16 @@ impl Source for MaximoSource {
             ("oslc.select", "siteid".to_owned()),
             ("oslc.pageSize", "1".to_owned()),
         ];
-        self.get(&self.collection_url("mxapisite"), &params).await.map(|_| ())
+        self.get(&self.collection_url("mxapisite"), &params)
+            .await
+            .map(|_| ())
     }
 
     async fn read_page(&self, request: &PageRequest) -> Result<Page, ConnectorError> {
         let structure = structure_for(request.object).ok_or_else(|| unsupported(request.object))?;
-        let context = MapContext { connection_id: &request.connection_id };
+        let context = MapContext {
+            connection_id: &request.connection_id,
+        };
         if request.object == ObjectType::Parts {
             return self.read_parts(request, &context).await;
         }
@@ -522,12 +585,14 @@ impl Source for MaximoSource {
         let body = match &request.page {
             Some(href) => self.follow(href).await?,
             None => {
-                let params = Self::first_page(structure.select,
+                let params = Self::first_page(
+                    structure.select,
                     Self::conditions(structure, request.since),
                     structure.change_attr,
                     request.page_size,
                 );
-                self.get(&self.collection_url(structure.name), &params).await?
+                self.get(&self.collection_url(structure.name), &params)
+                    .await?
             }
         };
         let page = Collection::read(&body)?;
@@ -545,17 +610,23 @@ impl Source for MaximoSource {
         })
     }
 
-    async fn list_ids(&self, object: ObjectType, page: Option<&str>) -> Result<IdPage, ConnectorError> {
+    async fn list_ids(
+        &self,
+        object: ObjectType,
+        page: Option<&str>,
+    ) -> Result<IdPage, ConnectorError> {
         let structure = structure_for(object).ok_or_else(|| unsupported(object))?;
         let body = match page {
             Some(href) => self.follow(href).await?,
             None => {
-                let params = Self::first_page(&structure.key_attrs.join(","),
+                let params = Self::first_page(
+                    &structure.key_attrs.join(","),
                     Self::conditions(structure, None),
                     None,
                     HELPER_PAGE_SIZE,
                 );
-                self.get(&self.collection_url(structure.name), &params).await?
+                self.get(&self.collection_url(structure.name), &params)
+                    .await?
             }
         };
         let page = Collection::read(&body)?;
@@ -564,11 +635,17 @@ impl Source for MaximoSource {
             .iter()
             .map(|member| {
                 mapping::key_of(member, structure.key_attrs).ok_or_else(|| {
-                    ConnectorError::Mapping(format!("a {} member has no key: {member}", structure.name))
+                    ConnectorError::Mapping(format!(
+                        "a {} member has no key: {member}",
+                        structure.name
+                    ))
                 })
             })
             .collect::<Result<_, _>>()?;
-        Ok(IdPage { remote_ids, next_page: page.next })
+        Ok(IdPage {
+            remote_ids,
+            next_page: page.next,
+        })
     }
 }
 
@@ -586,7 +663,8 @@ mod tests {
     fn exactly_one_auth_method_is_accepted() {
         let ok = credentials(json!({"base_url": "https://h/maximo", "api_key": "k"}));
         assert!(MaximoSource::open(&ok).is_ok());
-        let ok = credentials(json!({"base_url": "https://h/maximo", "username": "u", "password": "p"}));
+        let ok =
+            credentials(json!({"base_url": "https://h/maximo", "username": "u", "password": "p"}));
         assert!(MaximoSource::open(&ok).is_ok());
         for bad in [
             json!({"base_url": "https://h/maximo"}),
@@ -596,7 +674,10 @@ mod tests {
             json!({"base_url": "ftp://h", "api_key": "k"}),
         ] {
             let result = MaximoSource::open(&credentials(bad.clone()));
-            assert!(matches!(result, Err(ConnectorError::InvalidCredentials(_))), "{bad}");
+            assert!(
+                matches!(result, Err(ConnectorError::InvalidCredentials(_))),
+                "{bad}"
+            );
         }
     }
 

@@ -33,7 +33,9 @@ pub fn connector() -> Arc<dyn Connector> {
 
 impl MaximoConnector {
     pub fn new() -> Self {
-        MaximoConnector { info: system_info() }
+        MaximoConnector {
+            info: system_info(),
+        }
     }
 }
 
@@ -59,10 +61,9 @@ impl Connector for MaximoConnector {
     ) -> Result<Option<RunningSandbox>, ConnectorError> {
         // TODO(#2): ConnectorError has no variant for a local start-up failure; Unreachable is
         // the closest and keeps the sandbox's own message.
-        sandbox::start(options)
-            .await
-            .map(Some)
-            .map_err(|err| ConnectorError::Unreachable(format!("the maximo sandbox did not start: {err}")))
+        sandbox::start(options).await.map(Some).map_err(|err| {
+            ConnectorError::Unreachable(format!("the maximo sandbox did not start: {err}"))
+        })
     }
 }
 
@@ -116,7 +117,13 @@ fn system_info() -> SystemInfo {
                 false,
                 "A Maximo user for native authentication (maxauth), with the password.",
             ),
-            field("password", "Password", true, false, "The password of the Maximo user."),
+            field(
+                "password",
+                "Password",
+                true,
+                false,
+                "The password of the Maximo user.",
+            ),
         ],
         objects,
         verification: "Tested against Millrace's own Maximo sandbox, which follows IBM's \
@@ -128,5 +135,8 @@ fn system_info() -> SystemInfo {
 
 /// Returns the object types this connector reads, in catalogue order.
 pub fn objects() -> Vec<ObjectType> {
-    client::STRUCTURES.iter().map(|structure| structure.object).collect()
+    client::STRUCTURES
+        .iter()
+        .map(|structure| structure.object)
+        .collect()
 }

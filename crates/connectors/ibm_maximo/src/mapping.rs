@@ -37,7 +37,11 @@ pub fn key_of(record: &Value, attrs: &[&str]) -> Option<String> {
 }
 
 /// Maps one member of `object`'s structure.
-pub fn map(object: ObjectType, context: &MapContext<'_>, raw: &Value) -> Result<SourceRecord, ConnectorError> {
+pub fn map(
+    object: ObjectType,
+    context: &MapContext<'_>,
+    raw: &Value,
+) -> Result<SourceRecord, ConnectorError> {
     match object {
         ObjectType::Sites => site(context, raw),
         ObjectType::Locations => location(context, raw),
@@ -83,17 +87,26 @@ impl<'a> Raw<'a> {
     }
 
     fn time(&self, name: &str) -> Option<DateTime<Utc>> {
-        self.0.get(name)?.as_str().and_then(millrace_connector::time::parse_offset_time)
+        self.0
+            .get(name)?
+            .as_str()
+            .and_then(millrace_connector::time::parse_offset_time)
     }
 
     /// The status's internal value when the server sends it (synonyms map to it), else the
     /// status itself, upper-cased for matching.
     fn internal_status(&self) -> Option<String> {
-        self.text("status_maxvalue").or_else(|| self.text("status")).map(|s| s.to_uppercase())
+        self.text("status_maxvalue")
+            .or_else(|| self.text("status"))
+            .map(|s| s.to_uppercase())
     }
 
     fn children(&self, name: &str) -> &'a [Value] {
-        self.0.get(name).and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[])
+        self.0
+            .get(name)
+            .and_then(Value::as_array)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     fn key(&self, attrs: &[&str], structure: &str) -> Result<String, ConnectorError> {
@@ -116,7 +129,7 @@ fn finish<T: serde::Serialize>(
     remote_id: String,
     unified: &T,
     raw: &Value,
-    mapped: &[&str],
+    mapped: &str,
     created: Option<DateTime<Utc>>,
     updated: Option<DateTime<Utc>>,
 ) -> Result<SourceRecord, ConnectorError> {
@@ -127,11 +140,16 @@ fn finish<T: serde::Serialize>(
     Ok(record)
 }
 
-fn custom_fields(raw: &Value, mapped: &[&str]) -> Map<String, Value> {
-    let Some(attrs) = raw.as_object() else { return Map::new() };
+/// Returns the attributes not named in `mapped` (a space-separated list), `href` excepted.
+fn custom_fields(raw: &Value, mapped: &str) -> Map<String, Value> {
+    let Some(attrs) = raw.as_object() else {
+        return Map::new();
+    };
     attrs
         .iter()
-        .filter(|(name, _)| name.as_str() != "href" && !mapped.contains(&name.as_str()))
+        .filter(|(name, _)| {
+            name.as_str() != "href" && !mapped.split_whitespace().any(|m| m == *name)
+        })
         .filter(|(name, _)| !name.ends_with("_collectionref") && !name.ends_with("_maxvalue"))
         .map(|(name, value)| (name.clone(), value.clone()))
         .collect()
@@ -145,12 +163,18 @@ fn site(context: &MapContext<'_>, raw: &Value) -> Result<SourceRecord, Connector
     let unified = Site {
         name: r.text("siteid"),
         description: r.text("description"),
-        status: active.map(|active| if active { ActiveStatus::Active } else { ActiveStatus::Inactive }),
+        status: active.map(|active| {
+            if active {
+                ActiveStatus::Active
+            } else {
+                ActiveStatus::Inactive
+            }
+        }),
         remote_status: active.map(|active| active.to_string()),
         ..Site::default()
     };
-    let mapped = ["siteid", "description", "active", "changedate"];
-    finish(remote_id, &unified, raw, &mapped, None, r.time("changedate"))
+    let mapped = "siteid description active changedate";
+    finish(remote_id, &unified, raw, mapped, None, r.time("changedate"))
 }
 
 fn active_status(status: Option<&str>) -> Option<ActiveStatus> {
@@ -172,18 +196,18 @@ fn location(context: &MapContext<'_>, raw: &Value) -> Result<SourceRecord, Conne
         location_type: r.text("type"),
         status: active_status(r.internal_status().as_deref()),
         remote_status: r.text("status"),
-        site: site.clone().map(|site| context.reference(ObjectType::Sites, site)),
+        site: site
+            .clone()
+            .map(|site| context.reference(ObjectType::Sites, site)),
         parent: site.as_ref().zip(r.text("parent")).map(|(site, parent)| {
             context.reference(ObjectType::Locations, format!("{site}/{parent}"))
         }),
         latitude: r.number("latitudey"),
         longitude: r.number("longitudex"),
     };
-    let mapped = [
-        "location", "description", "type", "status", "siteid", "parent", "latitudey", "longitudex",
-        "changedate",
-    ];
-    finish(remote_id, &unified, raw, &mapped, None, r.time("changedate"))
+    let mapped = "location description type status siteid parent latitudey longitudex \
+                  changedate";
+    finish(remote_id, &unified, raw, mapped, None, r.time("changedate"))
 }
 
 fn asset(context: &MapContext<'_>, raw: &Value) -> Result<SourceRecord, ConnectorError> {
@@ -191,7 +215,9 @@ fn asset(context: &MapContext<'_>, raw: &Value) -> Result<SourceRecord, Connecto
     let remote_id = r.key(&["siteid", "assetnum"], "mxapiasset")?;
     let site = r.text("siteid");
     let at_site = |object: ObjectType, value: Option<String>| {
-        site.as_ref().zip(value).map(|(site, value)| context.reference(object, format!("{site}/{value}")))
+        site.as_ref()
+            .zip(value)
+            .map(|(site, value)| context.reference(object, format!("{site}/{value}")))
     };
     let status = match r.internal_status().as_deref() {
         Some("OPERATING" | "ACTIVE") => Some(AssetStatus::Operating),
@@ -211,17 +237,17 @@ fn asset(context: &MapContext<'_>, raw: &Value) -> Result<SourceRecord, Connecto
         serial_number: r.text("serialnum"),
         status,
         remote_status: r.text("status"),
-        site: site.clone().map(|site| context.reference(ObjectType::Sites, site)),
+        site: site
+            .clone()
+            .map(|site| context.reference(ObjectType::Sites, site)),
         location: at_site(ObjectType::Locations, r.text("location")),
         parent: at_site(ObjectType::Assets, r.text("parent")),
         installed_at: r.time("installdate"),
         criticality: r.text("priority"),
     };
-    let mapped = [
-        "assetnum", "description", "assettype", "manufacturer", "serialnum", "status", "siteid",
-        "location", "parent", "installdate", "priority", "changedate",
-    ];
-    finish(remote_id, &unified, raw, &mapped, None, r.time("changedate"))
+    let mapped = "assetnum description assettype manufacturer serialnum status siteid \
+                  location parent installdate priority changedate";
+    finish(remote_id, &unified, raw, mapped, None, r.time("changedate"))
 }
 
 /// Work order status by Maximo's internal values.
@@ -265,10 +291,14 @@ fn work_order(context: &MapContext<'_>, raw: &Value) -> Result<SourceRecord, Con
     let remote_id = r.key(&["siteid", "wonum"], "mxapiwodetail")?;
     let site = r.text("siteid");
     let at_site = |object: ObjectType, value: Option<String>| {
-        site.as_ref().zip(value).map(|(site, value)| context.reference(object, format!("{site}/{value}")))
+        site.as_ref()
+            .zip(value)
+            .map(|(site, value)| context.reference(object, format!("{site}/{value}")))
     };
     let status = work_order_status(r.internal_status().as_deref());
-    let from_request = r.text("origrecordclass").is_some_and(|class| class.eq_ignore_ascii_case("SR"));
+    let from_request = r
+        .text("origrecordclass")
+        .is_some_and(|class| class.eq_ignore_ascii_case("SR"));
     let tasks = r
         .children("woactivity")
         .iter()
@@ -295,7 +325,9 @@ fn work_order(context: &MapContext<'_>, raw: &Value) -> Result<SourceRecord, Con
         remote_priority: r.text("wopriority"),
         work_type: work_type(r.text("worktype").as_deref()),
         remote_work_type: r.text("worktype"),
-        site: site.clone().map(|site| context.reference(ObjectType::Sites, site)),
+        site: site
+            .clone()
+            .map(|site| context.reference(ObjectType::Sites, site)),
         location: at_site(ObjectType::Locations, r.text("location")),
         asset: at_site(ObjectType::Assets, r.text("assetnum")),
         work_request: r
@@ -309,19 +341,26 @@ fn work_order(context: &MapContext<'_>, raw: &Value) -> Result<SourceRecord, Con
         scheduled_end: r.time("schedfinish"),
         actual_start: r.time("actstart"),
         actual_end: r.time("actfinish"),
-        completed_at: r.time("actfinish").filter(|_| status == Some(WorkOrderStatus::Completed)),
+        completed_at: r
+            .time("actfinish")
+            .filter(|_| status == Some(WorkOrderStatus::Completed)),
         estimated_cost: r.number("esttotalcost"),
         actual_cost: r.number("acttotalcost"),
         currency: None,
         tasks,
     };
-    let mapped = [
-        "wonum", "description", "description_longdescription", "status", "wopriority", "worktype",
-        "siteid", "location", "assetnum", "origrecordid", "origrecordclass", "pmnum", "lead",
-        "reportdate", "schedstart", "schedfinish", "actstart", "actfinish", "esttotalcost",
-        "acttotalcost", "changedate", "woactivity",
-    ];
-    finish(remote_id, &unified, raw, &mapped, r.time("reportdate"), r.time("changedate"))
+    let mapped = "wonum description description_longdescription status wopriority \
+                  worktype siteid location assetnum origrecordid origrecordclass pmnum \
+                  lead reportdate schedstart schedfinish actstart actfinish esttotalcost \
+                  acttotalcost changedate woactivity";
+    finish(
+        remote_id,
+        &unified,
+        raw,
+        mapped,
+        r.time("reportdate"),
+        r.time("changedate"),
+    )
 }
 
 fn work_request(context: &MapContext<'_>, raw: &Value) -> Result<SourceRecord, ConnectorError> {
@@ -338,7 +377,9 @@ fn work_request(context: &MapContext<'_>, raw: &Value) -> Result<SourceRecord, C
         Some("CANCELLED") => Some(WorkRequestStatus::Cancelled),
         _ => None,
     };
-    let reported_priority = r.number("reportedpriority").or_else(|| r.number("internalpriority"));
+    let reported_priority = r
+        .number("reportedpriority")
+        .or_else(|| r.number("internalpriority"));
     let unified = WorkRequest {
         number: r.text("ticketid"),
         title: r.text("description"),
@@ -347,26 +388,41 @@ fn work_request(context: &MapContext<'_>, raw: &Value) -> Result<SourceRecord, C
         remote_status: r.text("status"),
         priority: priority(reported_priority),
         remote_priority: r.text("reportedpriority"),
-        site: site.clone().map(|site| context.reference(ObjectType::Sites, site)),
-        location: site.as_ref().zip(r.text("location")).map(|(site, location)| {
-            context.reference(ObjectType::Locations, format!("{site}/{location}"))
-        }),
-        asset: asset_site.zip(r.text("assetnum")).map(|(site, asset)| {
-            context.reference(ObjectType::Assets, format!("{site}/{asset}"))
-        }),
+        site: site
+            .clone()
+            .map(|site| context.reference(ObjectType::Sites, site)),
+        location: site
+            .as_ref()
+            .zip(r.text("location"))
+            .map(|(site, location)| {
+                context.reference(ObjectType::Locations, format!("{site}/{location}"))
+            }),
+        asset: asset_site
+            .zip(r.text("assetnum"))
+            .map(|(site, asset)| context.reference(ObjectType::Assets, format!("{site}/{asset}"))),
         reported_by: r.text("reportedby"),
         reported_at: r.time("reportdate"),
         work_order: None,
     };
-    let mapped = [
-        "ticketid", "description", "description_longdescription", "status", "reportedpriority",
-        "siteid", "location", "assetnum", "assetsiteid", "reportedby", "reportdate", "changedate",
-    ];
-    finish(remote_id, &unified, raw, &mapped, r.time("reportdate"), r.time("changedate"))
+    let mapped = "ticketid description description_longdescription status \
+                  reportedpriority siteid location assetnum assetsiteid reportedby \
+                  reportdate changedate";
+    finish(
+        remote_id,
+        &unified,
+        raw,
+        mapped,
+        r.time("reportdate"),
+        r.time("changedate"),
+    )
 }
 
 /// Maps an item with its stock rows (from `mxapiinventory`) into one part.
-pub fn part(context: &MapContext<'_>, item: &Value, stock_rows: &[Value]) -> Result<SourceRecord, ConnectorError> {
+pub fn part(
+    context: &MapContext<'_>,
+    item: &Value,
+    stock_rows: &[Value],
+) -> Result<SourceRecord, ConnectorError> {
     let r = Raw(item);
     let remote_id = r.key(&["itemsetid", "itemnum"], "mxapiitem")?;
     let stock: Vec<PartStock> = stock_rows
@@ -375,7 +431,9 @@ pub fn part(context: &MapContext<'_>, item: &Value, stock_rows: &[Value]) -> Res
             let s = Raw(row);
             let site = s.text("siteid");
             PartStock {
-                site: site.clone().map(|site| context.reference(ObjectType::Sites, site)),
+                site: site
+                    .clone()
+                    .map(|site| context.reference(ObjectType::Sites, site)),
                 location: site.zip(s.text("location")).map(|(site, location)| {
                     context.reference(ObjectType::Locations, format!("{site}/{location}"))
                 }),
@@ -402,11 +460,14 @@ pub fn part(context: &MapContext<'_>, item: &Value, stock_rows: &[Value]) -> Res
         stock,
     };
     let item_changed = r.time("changedate");
-    let stock_changed = stock_rows.iter().filter_map(|row| Raw(row).time("changedate")).max();
+    let stock_changed = stock_rows
+        .iter()
+        .filter_map(|row| Raw(row).time("changedate"))
+        .max();
     let updated = item_changed.max(stock_changed);
 
-    let mapped = ["itemnum", "description", "status", "issueunit", "changedate"];
-    let mut record = finish(remote_id, &unified, item, &mapped, None, updated)?;
+    let mapped = "itemnum description status issueunit changedate";
+    let mut record = finish(remote_id, &unified, item, mapped, None, updated)?;
     if !stock_rows.is_empty() {
         let mut raw = item.clone();
         raw["inventory"] = Value::Array(stock_rows.to_vec());
@@ -433,9 +494,12 @@ fn purchase_order(context: &MapContext<'_>, raw: &Value) -> Result<SourceRecord,
             let l = Raw(line);
             PurchaseOrderLine {
                 line_number: l.number("polinenum").map(|n| n as i64),
-                part: l.text("itemsetid").zip(l.text("itemnum")).map(|(set, item)| {
-                    context.reference(ObjectType::Parts, format!("{set}/{item}"))
-                }),
+                part: l
+                    .text("itemsetid")
+                    .zip(l.text("itemnum"))
+                    .map(|(set, item)| {
+                        context.reference(ObjectType::Parts, format!("{set}/{item}"))
+                    }),
                 description: l.text("description"),
                 quantity: l.number("orderqty"),
                 quantity_received: l.number("receivedqty"),
@@ -450,21 +514,29 @@ fn purchase_order(context: &MapContext<'_>, raw: &Value) -> Result<SourceRecord,
         description: r.text("description"),
         status,
         remote_status: r.text("status"),
-        vendor: r.text("orgid").zip(r.text("vendor")).map(|(org, vendor)| {
-            context.reference(ObjectType::Vendors, format!("{org}/{vendor}"))
-        }),
-        site: r.text("siteid").map(|site| context.reference(ObjectType::Sites, site)),
+        vendor: r
+            .text("orgid")
+            .zip(r.text("vendor"))
+            .map(|(org, vendor)| context.reference(ObjectType::Vendors, format!("{org}/{vendor}"))),
+        site: r
+            .text("siteid")
+            .map(|site| context.reference(ObjectType::Sites, site)),
         ordered_at: r.time("orderdate"),
         required_at: r.time("requireddate"),
         total_cost: r.number("totalcost"),
         currency: r.text("currencycode"),
         lines,
     };
-    let mapped = [
-        "ponum", "description", "status", "orgid", "vendor", "siteid", "orderdate", "requireddate",
-        "totalcost", "currencycode", "changedate", "poline",
-    ];
-    finish(remote_id, &unified, raw, &mapped, r.time("orderdate"), r.time("changedate"))
+    let mapped = "ponum description status orgid vendor siteid orderdate requireddate \
+                  totalcost currencycode changedate poline";
+    finish(
+        remote_id,
+        &unified,
+        raw,
+        mapped,
+        r.time("orderdate"),
+        r.time("changedate"),
+    )
 }
 
 fn vendor(context: &MapContext<'_>, raw: &Value) -> Result<SourceRecord, ConnectorError> {
@@ -472,13 +544,22 @@ fn vendor(context: &MapContext<'_>, raw: &Value) -> Result<SourceRecord, Connect
     let r = Raw(raw);
     let remote_id = r.key(&["orgid", "company"], "mxapivendor")?;
     let disabled = r.flag("disabled");
-    let address: Vec<String> =
-        ["address1", "address2", "address3", "address4"].iter().filter_map(|a| r.text(a)).collect();
+    let address: Vec<String> = ["address1", "address2", "address3", "address4"]
+        .iter()
+        .filter_map(|a| r.text(a))
+        .collect();
     let unified = Vendor {
         code: r.text("company"),
         name: r.text("name"),
-        status: disabled.map(|disabled| if disabled { ActiveStatus::Inactive } else { ActiveStatus::Active }),
-        remote_status: disabled.map(|disabled| if disabled { "disabled" } else { "enabled" }.to_owned()),
+        status: disabled.map(|disabled| {
+            if disabled {
+                ActiveStatus::Inactive
+            } else {
+                ActiveStatus::Active
+            }
+        }),
+        remote_status: disabled
+            .map(|disabled| if disabled { "disabled" } else { "enabled" }.to_owned()),
         vendor_type: r.text("type").map(|kind| match kind.as_str() {
             "V" => "vendor".to_owned(),
             "M" => "manufacturer".to_owned(),
@@ -491,11 +572,9 @@ fn vendor(context: &MapContext<'_>, raw: &Value) -> Result<SourceRecord, Connect
         address: (!address.is_empty()).then(|| address.join(", ")),
         currency: r.text("currencycode"),
     };
-    let mapped = [
-        "company", "name", "disabled", "type", "phone", "homepage", "address1", "address2",
-        "address3", "address4", "currencycode", "changedate",
-    ];
-    finish(remote_id, &unified, raw, &mapped, None, r.time("changedate"))
+    let mapped = "company name disabled type phone homepage address1 address2 address3 \
+                  address4 currencycode changedate";
+    finish(remote_id, &unified, raw, mapped, None, r.time("changedate"))
 }
 
 fn user(context: &MapContext<'_>, raw: &Value) -> Result<SourceRecord, ConnectorError> {
@@ -512,13 +591,13 @@ fn user(context: &MapContext<'_>, raw: &Value) -> Result<SourceRecord, Connector
         department: r.text("department"),
         status: active_status(r.internal_status().as_deref()),
         remote_status: r.text("status"),
-        site: r.text("locationsite").map(|site| context.reference(ObjectType::Sites, site)),
+        site: r
+            .text("locationsite")
+            .map(|site| context.reference(ObjectType::Sites, site)),
     };
-    let mapped = [
-        "personid", "displayname", "firstname", "lastname", "primaryemail", "primaryphone", "title",
-        "department", "status", "locationsite", "changedate",
-    ];
-    finish(remote_id, &unified, raw, &mapped, None, r.time("changedate"))
+    let mapped = "personid displayname firstname lastname primaryemail primaryphone \
+                  title department status locationsite changedate";
+    finish(remote_id, &unified, raw, mapped, None, r.time("changedate"))
 }
 
 fn meter(context: &MapContext<'_>, raw: &Value) -> Result<SourceRecord, ConnectorError> {
@@ -529,18 +608,17 @@ fn meter(context: &MapContext<'_>, raw: &Value) -> Result<SourceRecord, Connecto
         description: None,
         meter_type: r.text("metertype").map(|kind| kind.to_lowercase()),
         unit: r.text("measureunitid"),
-        asset: r.text("siteid").zip(r.text("assetnum")).map(|(site, asset)| {
-            context.reference(ObjectType::Assets, format!("{site}/{asset}"))
-        }),
+        asset: r
+            .text("siteid")
+            .zip(r.text("assetnum"))
+            .map(|(site, asset)| context.reference(ObjectType::Assets, format!("{site}/{asset}"))),
         location: None,
         last_reading: r.number("lastreading"),
         last_reading_at: r.time("lastreadingdate"),
     };
-    let mapped = [
-        "metername", "metertype", "measureunitid", "siteid", "assetnum", "lastreading",
-        "lastreadingdate", "changedate",
-    ];
-    finish(remote_id, &unified, raw, &mapped, None, r.time("changedate"))
+    let mapped = "metername metertype measureunitid siteid assetnum lastreading \
+                  lastreadingdate changedate";
+    finish(remote_id, &unified, raw, mapped, None, r.time("changedate"))
 }
 
 fn meter_reading(context: &MapContext<'_>, raw: &Value) -> Result<SourceRecord, ConnectorError> {
@@ -549,22 +627,35 @@ fn meter_reading(context: &MapContext<'_>, raw: &Value) -> Result<SourceRecord, 
     let asset_key = r.text("siteid").zip(r.text("assetnum"));
     let numeric = r.number("reading");
     let unified = MeterReading {
-        meter: asset_key.clone().zip(r.text("metername")).map(|((site, asset), meter)| {
-            context.reference(ObjectType::Meters, format!("{site}/{asset}/{meter}"))
-        }),
-        asset: asset_key.map(|(site, asset)| context.reference(ObjectType::Assets, format!("{site}/{asset}"))),
+        meter: asset_key
+            .clone()
+            .zip(r.text("metername"))
+            .map(|((site, asset), meter)| {
+                context.reference(ObjectType::Meters, format!("{site}/{asset}/{meter}"))
+            }),
+        asset: asset_key
+            .map(|(site, asset)| context.reference(ObjectType::Assets, format!("{site}/{asset}"))),
         location: None,
         value: numeric,
-        text_value: if numeric.is_none() { r.text("reading") } else { None },
+        text_value: if numeric.is_none() {
+            r.text("reading")
+        } else {
+            None
+        },
         unit: None,
         read_at: r.time("readingdate"),
         read_by: r.text("inspector").or_else(|| r.text("enterby")),
     };
-    let mapped = [
-        "meterreadingid", "siteid", "assetnum", "metername", "reading", "readingdate", "inspector",
-        "enterdate",
-    ];
-    finish(remote_id, &unified, raw, &mapped, r.time("enterdate"), r.time("enterdate"))
+    let mapped = "meterreadingid siteid assetnum metername reading readingdate inspector \
+                  enterdate";
+    finish(
+        remote_id,
+        &unified,
+        raw,
+        mapped,
+        r.time("enterdate"),
+        r.time("enterdate"),
+    )
 }
 
 #[cfg(test)]
@@ -572,7 +663,9 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const CONTEXT: MapContext<'static> = MapContext { connection_id: "c1" };
+    const CONTEXT: MapContext<'static> = MapContext {
+        connection_id: "c1",
+    };
 
     #[test]
     fn work_orders_map_status_priority_references_and_tasks() {
@@ -595,7 +688,10 @@ mod tests {
         assert_eq!(record.fields["asset"]["remote_id"], json!("MINE/EX-A"));
         assert_eq!(record.fields["work_request"]["remote_id"], json!("SR00007"));
         assert_eq!(record.fields["tasks"][0]["status"], json!("completed"));
-        assert_eq!(record.remote_updated_at.unwrap().to_rfc3339(), "2024-07-02T13:30:00.250+00:00");
+        assert_eq!(
+            record.remote_updated_at.unwrap().to_rfc3339(),
+            "2024-07-02T13:30:00.250+00:00"
+        );
         assert_eq!(record.custom_fields["failurecode"], json!("BUCKET"));
         assert_eq!(record.custom_fields["_rowstamp"], json!("12345"));
         assert!(!record.custom_fields.contains_key("href"));
@@ -610,12 +706,18 @@ mod tests {
 
     #[test]
     fn parts_take_the_newest_change_of_item_and_stock() {
-        let item = json!({"itemnum": "PUMP", "itemsetid": "SET1", "changedate": "2024-01-01T00:00:00Z"});
-        let stock = [json!({"itemnum": "PUMP", "itemsetid": "SET1", "siteid": "MINE", "location": "CENTRAL",
-                            "curbaltotal": 4.0, "changedate": "2024-05-01T00:00:00-04:00"})];
+        let item =
+            json!({"itemnum": "PUMP", "itemsetid": "SET1", "changedate": "2024-01-01T00:00:00Z"});
+        let stock = [
+            json!({"itemnum": "PUMP", "itemsetid": "SET1", "siteid": "MINE", "location": "CENTRAL",
+                            "curbaltotal": 4.0, "changedate": "2024-05-01T00:00:00-04:00"}),
+        ];
         let record = part(&CONTEXT, &item, &stock).unwrap();
         assert_eq!(record.remote_id, "SET1/PUMP");
         assert_eq!(record.fields["stock"][0]["quantity_on_hand"], json!(4.0));
-        assert_eq!(record.remote_updated_at.unwrap().to_rfc3339(), "2024-05-01T04:00:00+00:00");
+        assert_eq!(
+            record.remote_updated_at.unwrap().to_rfc3339(),
+            "2024-05-01T04:00:00+00:00"
+        );
     }
 }

@@ -18,7 +18,11 @@ use super::where_clause::parse_literal_time;
 use super::{maximo_error, query, Sandbox};
 
 fn unknown_structure(name: &str) -> Response {
-    maximo_error(StatusCode::NOT_FOUND, "BMXAA8727E", &format!("The object structure {name} was not found."))
+    maximo_error(
+        StatusCode::NOT_FOUND,
+        "BMXAA8727E",
+        &format!("The object structure {name} was not found."),
+    )
 }
 
 /// Reads every time attribute of a request body into the stored UTC form; a time without an
@@ -37,7 +41,8 @@ fn normalise_times(attrs: &mut Attrs, zone: chrono_tz::Tz) -> Result<(), String>
         if !is_date_attr(name) {
             continue;
         }
-        let time = parse_literal_time(text, zone).ok_or_else(|| format!("`{name}` is not a time: {text}"))?;
+        let time = parse_literal_time(text, zone)
+            .ok_or_else(|| format!("`{name}` is not a time: {text}"))?;
         *value = time_value(time);
     }
     Ok(())
@@ -61,10 +66,14 @@ fn stamp_change(spec: &StructureSpec, given: &Attrs, attrs: &mut Attrs) {
     }
 }
 
-fn body_object(body: Value) -> Result<Attrs, Response> {
+fn body_object(body: Value) -> Result<Attrs, Box<Response>> {
     match body {
         Value::Object(attrs) => Ok(attrs),
-        _ => Err(maximo_error(StatusCode::BAD_REQUEST, "BMXAA0024E", "the body must be a JSON object")),
+        _ => Err(Box::new(maximo_error(
+            StatusCode::BAD_REQUEST,
+            "BMXAA0024E",
+            "the body must be a JSON object",
+        ))),
     }
 }
 
@@ -74,10 +83,12 @@ pub async fn create(
     Path(structure): Path<String>,
     Json(body): Json<Value>,
 ) -> Response {
-    let Some(spec) = table::structure(&structure) else { return unknown_structure(&structure) };
+    let Some(spec) = table::structure(&structure) else {
+        return unknown_structure(&structure);
+    };
     let given = match body_object(body) {
         Ok(attrs) => attrs,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let mut attrs = given.clone();
     if let Err(message) = normalise_times(&mut attrs, sandbox.zone) {
@@ -105,11 +116,23 @@ pub async fn create(
     attrs.retain(|_, value| !value.is_null());
 
     let Some(key) = spec.key_of(&attrs) else {
-        return maximo_error(StatusCode::BAD_REQUEST, "BMXAA0024E", "the record has no key");
+        return maximo_error(
+            StatusCode::BAD_REQUEST,
+            "BMXAA0024E",
+            "the record has no key",
+        );
     };
     let mut data = sandbox.write_data();
-    if data.tables.get(spec.name).is_some_and(|table| table.find(&key).is_some()) {
-        return maximo_error(StatusCode::BAD_REQUEST, "BMXAA4129E", &format!("Record {key} already exists."));
+    if data
+        .tables
+        .get(spec.name)
+        .is_some_and(|table| table.find(&key).is_some())
+    {
+        return maximo_error(
+            StatusCode::BAD_REQUEST,
+            "BMXAA4129E",
+            &format!("Record {key} already exists."),
+        );
     }
     let rowstamp = data.next_rowstamp;
     data.next_rowstamp += 1;
@@ -143,11 +166,19 @@ pub async fn fetch(
     State(sandbox): State<Arc<Sandbox>>,
     Path((structure, key)): Path<(String, String)>,
 ) -> Response {
-    let Some(spec) = table::structure(&structure) else { return unknown_structure(&structure) };
+    let Some(spec) = table::structure(&structure) else {
+        return unknown_structure(&structure);
+    };
     let data = sandbox.read_data();
-    let Some(table) = data.tables.get(spec.name) else { return unknown_structure(&structure) };
+    let Some(table) = data.tables.get(spec.name) else {
+        return unknown_structure(&structure);
+    };
     let Some(row) = table.find(&key).and_then(|id| table.row(&id)) else {
-        return maximo_error(StatusCode::NOT_FOUND, "BMXAA8729E", &format!("No record {key}."));
+        return maximo_error(
+            StatusCode::NOT_FOUND,
+            "BMXAA8729E",
+            &format!("No record {key}."),
+        );
     };
     Json(record_json(&sandbox, spec, &key, &row)).into_response()
 }
@@ -159,10 +190,12 @@ pub async fn change(
     Path((structure, key)): Path<(String, String)>,
     Json(body): Json<Value>,
 ) -> Response {
-    let Some(spec) = table::structure(&structure) else { return unknown_structure(&structure) };
+    let Some(spec) = table::structure(&structure) else {
+        return unknown_structure(&structure);
+    };
     let given = match body_object(body) {
         Ok(attrs) => attrs,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let mut changes = given.clone();
     if let Err(message) = normalise_times(&mut changes, sandbox.zone) {
@@ -171,9 +204,19 @@ pub async fn change(
 
     let mut data = sandbox.write_data();
     let rowstamp = data.next_rowstamp;
-    let Some(table) = data.tables.get_mut(spec.name) else { return unknown_structure(&structure) };
-    let Some(mut row) = table.find(&key).and_then(|id| table.row(&id)).map(|row| row.into_owned()) else {
-        return maximo_error(StatusCode::NOT_FOUND, "BMXAA8729E", &format!("No record {key}."));
+    let Some(table) = data.tables.get_mut(spec.name) else {
+        return unknown_structure(&structure);
+    };
+    let Some(mut row) = table
+        .find(&key)
+        .and_then(|id| table.row(&id))
+        .map(|row| row.into_owned())
+    else {
+        return maximo_error(
+            StatusCode::NOT_FOUND,
+            "BMXAA8729E",
+            &format!("No record {key}."),
+        );
     };
     for (name, value) in changes {
         if spec.key_attrs.contains(&name.as_str()) {
@@ -198,13 +241,22 @@ pub async fn delete(
     State(sandbox): State<Arc<Sandbox>>,
     Path((structure, key)): Path<(String, String)>,
 ) -> Response {
-    let Some(spec) = table::structure(&structure) else { return unknown_structure(&structure) };
+    let Some(spec) = table::structure(&structure) else {
+        return unknown_structure(&structure);
+    };
     let mut data = sandbox.write_data();
-    let removed = data.tables.get_mut(spec.name).is_some_and(|table| table.remove(&key));
+    let removed = data
+        .tables
+        .get_mut(spec.name)
+        .is_some_and(|table| table.remove(&key));
     if removed {
         StatusCode::NO_CONTENT.into_response()
     } else {
-        maximo_error(StatusCode::NOT_FOUND, "BMXAA8729E", &format!("No record {key}."))
+        maximo_error(
+            StatusCode::NOT_FOUND,
+            "BMXAA8729E",
+            &format!("No record {key}."),
+        )
     }
 }
 
@@ -229,7 +281,10 @@ fn one_second() -> u64 {
 
 /// `POST /_sandbox/faults`: `{"rate_limit": {"requests", "retry_after_seconds"}}`,
 /// `{"reject_auth": true|false}`, `{"clear": true}`.
-pub async fn faults(State(sandbox): State<Arc<Sandbox>>, Json(request): Json<FaultRequest>) -> Response {
+pub async fn faults(
+    State(sandbox): State<Arc<Sandbox>>,
+    Json(request): Json<FaultRequest>,
+) -> Response {
     let mut faults = sandbox.faults.lock().unwrap_or_else(|e| e.into_inner());
     if request.clear {
         *faults = super::Faults::default();
@@ -253,10 +308,18 @@ pub async fn faults(State(sandbox): State<Arc<Sandbox>>, Json(request): Json<Fau
 pub async fn stats(State(sandbox): State<Arc<Sandbox>>) -> Response {
     let records: serde_json::Map<String, Value> = {
         let data = sandbox.read_data();
-        data.tables.iter().map(|(name, table)| ((*name).to_owned(), json!(table.len()))).collect()
+        data.tables
+            .iter()
+            .map(|(name, table)| ((*name).to_owned(), json!(table.len())))
+            .collect()
     };
     let stats = sandbox.stats.lock().unwrap_or_else(|e| e.into_inner());
-    let open_snapshots = sandbox.snapshots.lock().unwrap_or_else(|e| e.into_inner()).open.len();
+    let open_snapshots = sandbox
+        .snapshots
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .open
+        .len();
     Json(json!({
         "requests": stats.requests,
         "by_structure": stats.by_structure,

@@ -57,8 +57,13 @@ pub enum SandboxError {
 
 /// Loads the data and starts serving on `options.listen`.
 pub async fn start(options: SandboxOptions) -> Result<RunningSandbox, SandboxError> {
-    let zone_name = options.time_zone.clone().unwrap_or_else(|| DEFAULT_TIME_ZONE.to_owned());
-    let zone: Tz = zone_name.parse().map_err(|_| SandboxError::TimeZone(zone_name.clone()))?;
+    let zone_name = options
+        .time_zone
+        .clone()
+        .unwrap_or_else(|| DEFAULT_TIME_ZONE.to_owned());
+    let zone: Tz = zone_name
+        .parse()
+        .map_err(|_| SandboxError::TimeZone(zone_name.clone()))?;
     let now = Utc::now();
 
     let (tables, next_rowstamp) = match options.synthetic_work_orders {
@@ -72,18 +77,23 @@ pub async fn start(options: SandboxOptions) -> Result<RunningSandbox, SandboxErr
         None => {
             let dir = data::find_data_dir(options.data_dir.as_deref())?;
             let seed = options.seed;
-            let records = tokio::task::spawn_blocking(move || {
-                data::load(&dir, &data::Context { seed, now })
-            })
-            .await
-            .map_err(|err| data::LoadError::Read { path: "(loader)".into(), message: err.to_string() })??;
+            let records =
+                tokio::task::spawn_blocking(move || data::load(&dir, &data::Context { seed, now }))
+                    .await
+                    .map_err(|err| data::LoadError::Read {
+                        path: "(loader)".into(),
+                        message: err.to_string(),
+                    })??;
             build_tables(records)
         }
     };
 
-    let listener = tokio::net::TcpListener::bind(&options.listen).await.map_err(|err| {
-        SandboxError::Bind { address: options.listen.clone(), message: err.to_string() }
-    })?;
+    let listener = tokio::net::TcpListener::bind(&options.listen)
+        .await
+        .map_err(|err| SandboxError::Bind {
+            address: options.listen.clone(),
+            message: err.to_string(),
+        })?;
     let address = listener.local_addr().map_err(|err| SandboxError::Bind {
         address: options.listen.clone(),
         message: err.to_string(),
@@ -95,7 +105,10 @@ pub async fn start(options: SandboxOptions) -> Result<RunningSandbox, SandboxErr
         base_url: base_url.clone(),
         zone,
         api_key: api_key.clone(),
-        data: RwLock::new(Data { tables, next_rowstamp }),
+        data: RwLock::new(Data {
+            tables,
+            next_rowstamp,
+        }),
         snapshots: Mutex::new(Snapshots::default()),
         faults: Mutex::new(Faults::default()),
         stats: Mutex::new(Stats::default()),
@@ -123,7 +136,10 @@ pub async fn start(options: SandboxOptions) -> Result<RunningSandbox, SandboxErr
 }
 
 fn empty_tables() -> BTreeMap<&'static str, Table> {
-    table::STRUCTURES.iter().map(|spec| (spec.name, Table::Stored(BTreeMap::new()))).collect()
+    table::STRUCTURES
+        .iter()
+        .map(|spec| (spec.name, Table::Stored(BTreeMap::new())))
+        .collect()
 }
 
 /// Stores the loaded records, giving rowstamps in change order so they grow with changes.
@@ -131,9 +147,14 @@ fn build_tables(records: data::Records) -> (BTreeMap<&'static str, Table>, u64) 
     let mut tables = empty_tables();
     let mut all = Vec::new();
     for (structure, rows) in records.by_structure {
-        let Some(spec) = table::structure(structure) else { continue };
+        let Some(spec) = table::structure(structure) else {
+            continue;
+        };
         for attrs in rows {
-            let change = attrs.get(spec.change_attr).and_then(Value::as_str).map(str::to_owned);
+            let change = attrs
+                .get(spec.change_attr)
+                .and_then(Value::as_str)
+                .map(str::to_owned);
             all.push((change, spec, attrs));
         }
     }
@@ -141,7 +162,10 @@ fn build_tables(records: data::Records) -> (BTreeMap<&'static str, Table>, u64) 
     let mut rowstamp = 0;
     for (_, spec, attrs) in all {
         let Some(key) = spec.key_of(&attrs) else {
-            tracing::warn!(structure = spec.name, "skipping a derived record without a key");
+            tracing::warn!(
+                structure = spec.name,
+                "skipping a derived record without a key"
+            );
             continue;
         };
         rowstamp += 1;
@@ -201,7 +225,9 @@ fn router(state: Arc<Sandbox>) -> Router {
         .route("/_sandbox/os/{structure}", post(control::create))
         .route(
             "/_sandbox/os/{structure}/{*key}",
-            get(control::fetch).patch(control::change).delete(control::delete),
+            get(control::fetch)
+                .patch(control::change)
+                .delete(control::delete),
         )
         .route("/_sandbox/faults", post(control::faults))
         .route("/_sandbox/stats", get(control::stats))
@@ -222,7 +248,9 @@ pub(crate) fn maximo_error(status: StatusCode, reason: &str, message: &str) -> R
 
 /// Parses a raw query string the way a servlet container does (`+` is a space).
 fn query_params(raw: Option<&str>) -> HashMap<String, String> {
-    url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()).into_owned().collect()
+    url::form_urlencoded::parse(raw.unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
 }
 
 impl Sandbox {
@@ -272,7 +300,10 @@ impl Sandbox {
     }
 
     fn bad_request(&self, message: &str) -> Response {
-        self.stats.lock().unwrap_or_else(|e| e.into_inner()).bad_requests += 1;
+        self.stats
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .bad_requests += 1;
         maximo_error(StatusCode::BAD_REQUEST, "BMXAA0024E", message)
     }
 
@@ -300,13 +331,22 @@ struct CollectionQuery {
 
 impl CollectionQuery {
     fn parse(params: &HashMap<String, String>) -> Result<Self, String> {
-        let flag = |name: &str| params.get(name).is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+        let flag = |name: &str| {
+            params
+                .get(name)
+                .is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"))
+        };
         let select = match params.get("oslc.select") {
             Some(text) => query::parse_select(text)?,
             None => Select::HrefOnly,
         };
-        let filter = match params.get("oslc.where").filter(|text| !text.trim().is_empty()) {
-            Some(text) => Some(where_clause::parse(text).map_err(|err| format!("invalid oslc.where: {err}"))?),
+        let filter = match params
+            .get("oslc.where")
+            .filter(|text| !text.trim().is_empty())
+        {
+            Some(text) => Some(
+                where_clause::parse(text).map_err(|err| format!("invalid oslc.where: {err}"))?,
+            ),
             None => None,
         };
         let order = match params.get("oslc.orderBy") {
@@ -316,12 +356,21 @@ impl CollectionQuery {
         let number = |name: &str| -> Result<Option<usize>, String> {
             params
                 .get(name)
-                .map(|text| text.parse::<usize>().map_err(|_| format!("{name} must be a positive number")))
+                .map(|text| {
+                    text.parse::<usize>()
+                        .map_err(|_| format!("{name} must be a positive number"))
+                })
                 .transpose()
         };
-        let page_size = number("oslc.pageSize")?.unwrap_or(MAX_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE);
+        let page_size = number("oslc.pageSize")?
+            .unwrap_or(MAX_PAGE_SIZE)
+            .clamp(1, MAX_PAGE_SIZE);
         let page = number("pageno")?.unwrap_or(1).max(1);
-        let snapshot = params.get("_sp").map(|text| text.parse::<u64>()).transpose().map_err(|_| "bad _sp")?;
+        let snapshot = params
+            .get("_sp")
+            .map(|text| text.parse::<u64>())
+            .transpose()
+            .map_err(|_| "bad _sp")?;
         Ok(CollectionQuery {
             select,
             filter,
@@ -367,9 +416,19 @@ fn collection(
         return refused;
     }
     let Some(spec) = table::structure(structure) else {
-        return maximo_error(StatusCode::NOT_FOUND, "BMXAA8727E", &format!("The object structure {structure} was not found."));
+        return maximo_error(
+            StatusCode::NOT_FOUND,
+            "BMXAA8727E",
+            &format!("The object structure {structure} was not found."),
+        );
     };
-    *sandbox.stats.lock().unwrap_or_else(|e| e.into_inner()).by_structure.entry(spec.name.to_owned()).or_default() += 1;
+    *sandbox
+        .stats
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .by_structure
+        .entry(spec.name.to_owned())
+        .or_default() += 1;
     let query = match CollectionQuery::parse(&params) {
         Ok(query) => query,
         Err(message) => return sandbox.bad_request(&message),
@@ -377,7 +436,11 @@ fn collection(
 
     let data = sandbox.read_data();
     let Some(table) = data.tables.get(spec.name) else {
-        return maximo_error(StatusCode::NOT_FOUND, "BMXAA8727E", "no such object structure");
+        return maximo_error(
+            StatusCode::NOT_FOUND,
+            "BMXAA8727E",
+            "no such object structure",
+        );
     };
 
     let (ids, snapshot) = match (query.stable, query.snapshot) {
@@ -385,11 +448,19 @@ fn collection(
             let snapshots = sandbox.snapshots.lock().unwrap_or_else(|e| e.into_inner());
             match snapshots.open.get(&id) {
                 Some(ids) => (ids.clone(), Some(id)),
-                None => return sandbox.bad_request("the stable paging set has expired; start again at page 1"),
+                None => {
+                    return sandbox
+                        .bad_request("the stable paging set has expired; start again at page 1")
+                }
             }
         }
         (true, None) => {
-            let ids = Arc::new(query::run(table, query.filter.as_ref(), &query.order, sandbox.zone));
+            let ids = Arc::new(query::run(
+                table,
+                query.filter.as_ref(),
+                &query.order,
+                sandbox.zone,
+            ));
             let mut snapshots = sandbox.snapshots.lock().unwrap_or_else(|e| e.into_inner());
             snapshots.next_id += 1;
             let id = snapshots.next_id;
@@ -399,11 +470,21 @@ fn collection(
             }
             (ids, Some(id))
         }
-        (false, _) => (Arc::new(query::run(table, query.filter.as_ref(), &query.order, sandbox.zone)), None),
+        (false, _) => (
+            Arc::new(query::run(
+                table,
+                query.filter.as_ref(),
+                &query.order,
+                sandbox.zone,
+            )),
+            None,
+        ),
     };
 
     let collection_url = format!("{}/{prefix}/os/{}", sandbox.base_url, spec.name);
-    let start = (query.page - 1).saturating_mul(query.page_size).min(ids.len());
+    let start = (query.page - 1)
+        .saturating_mul(query.page_size)
+        .min(ids.len());
     let end = (start + query.page_size).min(ids.len());
     let members: Vec<Value> = ids[start..end]
         .iter()
@@ -411,25 +492,41 @@ fn collection(
             let row = table.row(id)?;
             let key = spec.key_of(&row.attrs)?;
             let href = query::member_href(&collection_url, &key);
-            Some(query::render(&row, href, &query.select, query.lean, sandbox.zone))
+            Some(query::render(
+                &row,
+                href,
+                &query.select,
+                query.lean,
+                sandbox.zone,
+            ))
         })
         .collect();
 
     let has_next = end < ids.len();
     if !has_next {
         if let Some(id) = snapshot {
-            sandbox.snapshots.lock().unwrap_or_else(|e| e.into_inner()).open.remove(&id);
+            sandbox
+                .snapshots
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .open
+                .remove(&id);
         }
     }
     let page_href = |page: usize| {
-        let mut params: Vec<(String, String)> =
-            params.iter().filter(|(k, _)| !matches!(k.as_str(), "pageno" | "_sp" | "apikey")).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut params: Vec<(String, String)> = params
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "pageno" | "_sp" | "apikey"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         params.sort();
         params.push(("pageno".to_owned(), page.to_string()));
         if let Some(id) = snapshot {
             params.push(("_sp".to_owned(), id.to_string()));
         }
-        let query: String = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(params).finish();
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params)
+            .finish();
         format!("{collection_url}?{query}")
     };
 
@@ -442,18 +539,26 @@ fn collection(
         info.insert("totalPages".into(), json!(total_pages));
     }
     if has_next {
-        info.insert("nextPage".into(), json!({ "href": page_href(query.page + 1) }));
+        info.insert(
+            "nextPage".into(),
+            json!({ "href": page_href(query.page + 1) }),
+        );
     }
     if query.page > 1 && !query.stable {
-        info.insert("previousPage".into(), json!({ "href": page_href(query.page - 1) }));
+        info.insert(
+            "previousPage".into(),
+            json!({ "href": page_href(query.page - 1) }),
+        );
     }
     drop(data);
 
     let body = if query.lean {
         json!({ "member": members, "href": collection_url, "responseInfo": info })
     } else {
-        let info: serde_json::Map<String, Value> =
-            info.into_iter().map(|(k, v)| (format!("oslc:{k}"), v)).collect();
+        let info: serde_json::Map<String, Value> = info
+            .into_iter()
+            .map(|(k, v)| (format!("oslc:{k}"), v))
+            .collect();
         json!({ "rdfs:member": members, "rdf:about": collection_url, "oslc:responseInfo": info })
     };
     Json(body).into_response()

@@ -39,7 +39,9 @@ fn parse_select_list(mut text: &str) -> Result<(Select, &str), String> {
         text = &text[end..];
         let valid = name == "*"
             || (!name.is_empty()
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.'));
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.'));
         if !valid {
             return Err(format!("`{name}` is not an attribute name"));
         }
@@ -96,7 +98,12 @@ pub fn parse_order(text: &str) -> Result<Vec<OrderTerm>, String> {
 }
 
 /// Returns the records of `table` matching `filter`, in `order` (key order breaks ties).
-pub fn run(table: &Table, filter: Option<&WhereClause>, order: &[OrderTerm], zone: Tz) -> Vec<RowId> {
+pub fn run(
+    table: &Table,
+    filter: Option<&WhereClause>,
+    order: &[OrderTerm],
+    zone: Tz,
+) -> Vec<RowId> {
     let mut ids = table.ids();
     if let Some(filter) = filter {
         ids.retain(|id| filter.matches(&|name| table.attr(id, name), &is_date_attr, zone));
@@ -107,14 +114,20 @@ pub fn run(table: &Table, filter: Option<&WhereClause>, order: &[OrderTerm], zon
     let mut keyed: Vec<(Vec<SortKey>, RowId)> = ids
         .into_iter()
         .map(|id| {
-            let keys = order.iter().map(|term| sort_key(table.attr(&id, &term.attr), &term.attr));
+            let keys = order
+                .iter()
+                .map(|term| sort_key(table.attr(&id, &term.attr), &term.attr));
             (keys.collect(), id)
         })
         .collect();
     keyed.sort_by(|(left, _), (right, _)| {
         for ((a, b), term) in left.iter().zip(right).zip(order) {
             let ordering = a.cmp_nulls_last(b);
-            let ordering = if term.descending { ordering.reverse() } else { ordering };
+            let ordering = if term.descending {
+                ordering.reverse()
+            } else {
+                ordering
+            };
             if ordering != Ordering::Equal {
                 return ordering;
             }
@@ -170,17 +183,30 @@ pub fn member_href(collection_url: &str, key: &str) -> String {
 /// Renders one record as a collection member.
 pub fn render(row: &Row, href: String, select: &Select, lean: bool, zone: Tz) -> Value {
     let mut member = Map::new();
-    let (href_name, rowstamp_name) = if lean { ("href", "_rowstamp") } else { ("rdf:about", "spi:_rowstamp") };
+    let (href_name, rowstamp_name) = if lean {
+        ("href", "_rowstamp")
+    } else {
+        ("rdf:about", "spi:_rowstamp")
+    };
     member.insert(href_name.to_owned(), Value::String(href));
     if *select == Select::HrefOnly {
         return Value::Object(member);
     }
-    member.insert(rowstamp_name.to_owned(), Value::String(row.rowstamp.to_string()));
+    member.insert(
+        rowstamp_name.to_owned(),
+        Value::String(row.rowstamp.to_string()),
+    );
     render_attrs(&row.attrs, select, lean, zone, &mut member);
     Value::Object(member)
 }
 
-fn render_attrs(attrs: &Map<String, Value>, select: &Select, lean: bool, zone: Tz, out: &mut Map<String, Value>) {
+fn render_attrs(
+    attrs: &Map<String, Value>,
+    select: &Select,
+    lean: bool,
+    zone: Tz,
+    out: &mut Map<String, Value>,
+) {
     let mut put = |name: &str, value: &Value, child_select: &Select| {
         let rendered = match value {
             Value::Array(children) => Value::Array(
@@ -200,7 +226,11 @@ fn render_attrs(attrs: &Map<String, Value>, select: &Select, lean: bool, zone: T
             Value::Null => return,
             other => other.clone(),
         };
-        let name = if lean { name.to_owned() } else { format!("spi:{name}") };
+        let name = if lean {
+            name.to_owned()
+        } else {
+            format!("spi:{name}")
+        };
         out.insert(name, rendered);
     };
     match select {
@@ -239,7 +269,9 @@ mod tests {
     #[test]
     fn select_lists_nest_child_objects() {
         let select = parse_select("wonum, status,woactivity{taskid,status}").unwrap();
-        let Select::Some(items) = select else { panic!("expected a list") };
+        let Select::Some(items) = select else {
+            panic!("expected a list")
+        };
         assert_eq!(items[0].0, "wonum");
         assert_eq!(items[2].0, "woactivity");
         assert!(matches!(&items[2].1, Select::Some(children) if children.len() == 2));
@@ -259,8 +291,17 @@ mod tests {
     #[test]
     fn times_render_with_the_zone_offset_of_their_date() {
         let zone: Tz = "America/New_York".parse().unwrap();
-        assert_eq!(in_zone("2020-10-22T15:38:20Z", zone), "2020-10-22T11:38:20-04:00");
-        assert_eq!(in_zone("2020-12-22T15:38:20Z", zone), "2020-12-22T10:38:20-05:00");
-        assert_eq!(in_zone("2020-12-22T15:38:20.250Z", zone), "2020-12-22T10:38:20.250-05:00");
+        assert_eq!(
+            in_zone("2020-10-22T15:38:20Z", zone),
+            "2020-10-22T11:38:20-04:00"
+        );
+        assert_eq!(
+            in_zone("2020-12-22T15:38:20Z", zone),
+            "2020-12-22T10:38:20-05:00"
+        );
+        assert_eq!(
+            in_zone("2020-12-22T15:38:20.250Z", zone),
+            "2020-12-22T10:38:20.250-05:00"
+        );
     }
 }

@@ -16,10 +16,40 @@ use super::table::{Attrs, Row, RowId};
 
 const SITE: &str = "PLANT1";
 const WORDS: &[&str] = &[
-    "replace", "inspect", "hydraulic", "pump", "seal", "leaking", "conveyor", "belt", "bearing",
-    "motor", "noisy", "gearbox", "oil", "change", "filter", "valve", "sticking", "sensor",
-    "fault", "calibrate", "guard", "damaged", "coupling", "alignment", "check", "vibration",
-    "high", "temperature", "cooling", "fan", "electrical", "cabinet", "lube", "points",
+    "replace",
+    "inspect",
+    "hydraulic",
+    "pump",
+    "seal",
+    "leaking",
+    "conveyor",
+    "belt",
+    "bearing",
+    "motor",
+    "noisy",
+    "gearbox",
+    "oil",
+    "change",
+    "filter",
+    "valve",
+    "sticking",
+    "sensor",
+    "fault",
+    "calibrate",
+    "guard",
+    "damaged",
+    "coupling",
+    "alignment",
+    "check",
+    "vibration",
+    "high",
+    "temperature",
+    "cooling",
+    "fan",
+    "electrical",
+    "cabinet",
+    "lube",
+    "points",
 ];
 const STATUSES: &[&str] = &["WAPPR", "APPR", "INPRG", "WMATL", "COMP", "CLOSE"];
 const WORK_TYPES: &[&str] = &["CM", "PM", "EM", "CP"];
@@ -105,7 +135,9 @@ impl SyntheticWorkOrders {
         if self.created.remove(key).is_some() {
             return true;
         }
-        let Some(index) = self.index_of(key) else { return false };
+        let Some(index) = self.index_of(key) else {
+            return false;
+        };
         let existed = !matches!(self.overlay.get(&index), Some(None));
         self.overlay.insert(index, None);
         existed
@@ -150,8 +182,12 @@ impl SyntheticWorkOrders {
         let started = reported + Duration::hours(below(h(2), 48) as i64);
         let status = pick(h(3), STATUSES);
         let finished = matches!(status, "COMP" | "CLOSE").then(|| started + Duration::hours(4));
-        let description: Vec<&str> = (0..6 + below(h(4), 5)).map(|n| pick(h(10 + n), WORDS)).collect();
-        let long: Vec<&str> = (0..30 + below(h(5), 20)).map(|n| pick(h(40 + n), WORDS)).collect();
+        let description: Vec<&str> = (0..6 + below(h(4), 5))
+            .map(|n| pick(h(10 + n), WORDS))
+            .collect();
+        let long: Vec<&str> = (0..30 + below(h(5), 20))
+            .map(|n| pick(h(40 + n), WORDS))
+            .collect();
         let asset = format!("P{:05}", below(h(6), 2000));
         let tasks: Vec<Value> = (0..1 + below(h(7), 3))
             .map(|task| {
@@ -195,7 +231,10 @@ impl SyntheticWorkOrders {
         set("changedate", time_value(changed));
         set("istask", json!(false));
         set("woactivity", Value::Array(tasks));
-        Row { attrs, rowstamp: u64::from(index) + 1 }
+        Row {
+            attrs,
+            rowstamp: u64::from(index) + 1,
+        }
     }
 }
 
@@ -219,6 +258,9 @@ mod tests {
         let row = synthetic.row(&RowId::Index(41)).unwrap();
         assert_eq!(row.attrs["wonum"], json!("W0000042"));
         assert_eq!(synthetic.find("PLANT1/W0000042"), Some(RowId::Index(41)));
-        assert_eq!(synthetic.attr(&RowId::Index(41), "changedate"), Some(row.attrs["changedate"].clone()));
+        assert_eq!(
+            synthetic.attr(&RowId::Index(41), "changedate"),
+            Some(row.attrs["changedate"].clone())
+        );
     }
 }

@@ -49,17 +49,83 @@ pub struct StructureSpec {
 /// The structures the sandbox serves.
 pub const STRUCTURES: &[StructureSpec] = &[
     spec("mxapisite", &["siteid"], "changedate", Some("siteuid"), "S"),
-    spec("mxapilocations", &["siteid", "location"], "changedate", Some("locationsid"), "L"),
-    spec("mxapiasset", &["siteid", "assetnum"], "changedate", Some("assetuid"), "A"),
-    spec("mxapiwodetail", &["siteid", "wonum"], "changedate", Some("workorderid"), "W"),
-    spec("mxapisr", &["ticketid"], "changedate", Some("ticketuid"), "SR"),
-    spec("mxapiitem", &["itemsetid", "itemnum"], "changedate", Some("itemid"), "I"),
-    spec("mxapiinventory", &["siteid", "location", "itemnum"], "changedate", Some("inventoryid"), "I"),
-    spec("mxapipo", &["siteid", "ponum", "revisionnum"], "changedate", Some("poid"), "PO"),
-    spec("mxapivendor", &["orgid", "company"], "changedate", Some("companiesid"), "V"),
-    spec("mxapiperson", &["personid"], "changedate", Some("personuid"), "P"),
-    spec("mxapiassetmeter", &["siteid", "assetnum", "metername"], "changedate", Some("assetmeterid"), "M"),
-    spec("mxapimeterreading", &["meterreadingid"], "enterdate", None, ""),
+    spec(
+        "mxapilocations",
+        &["siteid", "location"],
+        "changedate",
+        Some("locationsid"),
+        "L",
+    ),
+    spec(
+        "mxapiasset",
+        &["siteid", "assetnum"],
+        "changedate",
+        Some("assetuid"),
+        "A",
+    ),
+    spec(
+        "mxapiwodetail",
+        &["siteid", "wonum"],
+        "changedate",
+        Some("workorderid"),
+        "W",
+    ),
+    spec(
+        "mxapisr",
+        &["ticketid"],
+        "changedate",
+        Some("ticketuid"),
+        "SR",
+    ),
+    spec(
+        "mxapiitem",
+        &["itemsetid", "itemnum"],
+        "changedate",
+        Some("itemid"),
+        "I",
+    ),
+    spec(
+        "mxapiinventory",
+        &["siteid", "location", "itemnum"],
+        "changedate",
+        Some("inventoryid"),
+        "I",
+    ),
+    spec(
+        "mxapipo",
+        &["siteid", "ponum", "revisionnum"],
+        "changedate",
+        Some("poid"),
+        "PO",
+    ),
+    spec(
+        "mxapivendor",
+        &["orgid", "company"],
+        "changedate",
+        Some("companiesid"),
+        "V",
+    ),
+    spec(
+        "mxapiperson",
+        &["personid"],
+        "changedate",
+        Some("personuid"),
+        "P",
+    ),
+    spec(
+        "mxapiassetmeter",
+        &["siteid", "assetnum", "metername"],
+        "changedate",
+        Some("assetmeterid"),
+        "M",
+    ),
+    spec(
+        "mxapimeterreading",
+        &["meterreadingid"],
+        "enterdate",
+        None,
+        "",
+    ),
 ];
 
 const fn spec(
@@ -69,12 +135,20 @@ const fn spec(
     id_attr: Option<&'static str>,
     generated_prefix: &'static str,
 ) -> StructureSpec {
-    StructureSpec { name, key_attrs, change_attr, id_attr, generated_prefix }
+    StructureSpec {
+        name,
+        key_attrs,
+        change_attr,
+        id_attr,
+        generated_prefix,
+    }
 }
 
 /// Returns the spec of a structure by its (case-insensitive) name.
 pub fn structure(name: &str) -> Option<&'static StructureSpec> {
-    STRUCTURES.iter().find(|spec| spec.name.eq_ignore_ascii_case(name))
+    STRUCTURES
+        .iter()
+        .find(|spec| spec.name.eq_ignore_ascii_case(name))
 }
 
 /// Attributes that hold times, in any structure or child object.
@@ -152,7 +226,9 @@ impl Table {
     /// Returns the handle of the record with natural key `key`, if it exists.
     pub fn find(&self, key: &str) -> Option<RowId> {
         match self {
-            Table::Stored(rows) => rows.get_key_value(key).map(|(key, _)| RowId::Key(key.clone())),
+            Table::Stored(rows) => rows
+                .get_key_value(key)
+                .map(|(key, _)| RowId::Key(key.clone())),
             Table::Synthetic(synthetic) => synthetic.find(key),
         }
     }

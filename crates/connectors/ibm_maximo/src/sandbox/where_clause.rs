@@ -98,7 +98,10 @@ impl Parser<'_> {
     }
 
     fn error(&self, message: &str) -> SyntaxError {
-        SyntaxError { position: self.position, message: message.to_owned() }
+        SyntaxError {
+            position: self.position,
+            message: message.to_owned(),
+        }
     }
 
     /// Reads an identifier (attribute name, `and`, `in`); empty when none starts here.
@@ -123,9 +126,17 @@ impl Parser<'_> {
         self.skip_spaces();
         let op = self.operator()?;
         if op == Op::In {
-            return Ok(Clause { attr, op, values: self.list()? });
+            return Ok(Clause {
+                attr,
+                op,
+                values: self.list()?,
+            });
         }
-        Ok(Clause { attr, op, values: vec![self.literal()?] })
+        Ok(Clause {
+            attr,
+            op,
+            values: vec![self.literal()?],
+        })
     }
 
     fn operator(&mut self) -> Result<Op, SyntaxError> {
@@ -239,7 +250,10 @@ impl Clause {
         };
 
         match self.op {
-            Op::In => self.values.iter().any(|literal| equals(value, literal, is_date, zone)),
+            Op::In => self
+                .values
+                .iter()
+                .any(|literal| equals(value, literal, is_date, zone)),
             Op::Eq => equals(value, &self.values[0], is_date, zone),
             Op::Ne => !equals(value, &self.values[0], is_date, zone),
             Op::Gt | Op::Ge | Op::Lt | Op::Le => {
@@ -279,7 +293,9 @@ fn compare(value: &Value, literal: &Literal, is_date: bool, zone: Tz) -> Option<
         (Value::Bool(flag), Literal::Number(other)) => {
             Some(f64::from(u8::from(*flag)).partial_cmp(other)?)
         }
-        (Value::String(text), Literal::Number(other)) => text.parse::<f64>().ok()?.partial_cmp(other),
+        (Value::String(text), Literal::Number(other)) => {
+            text.parse::<f64>().ok()?.partial_cmp(other)
+        }
         _ => None,
     }
 }
@@ -292,12 +308,16 @@ fn like(text: &str, pattern: &str) -> bool {
     let mut rest = text.as_str();
     for (index, part) in parts.iter().enumerate() {
         if index == 0 {
-            let Some(stripped) = rest.strip_prefix(part) else { return false };
+            let Some(stripped) = rest.strip_prefix(part) else {
+                return false;
+            };
             rest = stripped;
         } else if index == parts.len() - 1 {
             return part.is_empty() || rest.ends_with(part);
         } else {
-            let Some(found) = rest.find(part) else { return false };
+            let Some(found) = rest.find(part) else {
+                return false;
+            };
             rest = &rest[found + part.len()..];
         }
     }
@@ -316,7 +336,10 @@ pub fn parse_literal_time(text: &str, zone: Tz) -> Option<DateTime<Utc>> {
         return Some(time);
     }
     let date = NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok()?;
-    let midnight = date.and_hms_opt(0, 0, 0)?.format("%Y-%m-%dT%H:%M:%S").to_string();
+    let midnight = date
+        .and_hms_opt(0, 0, 0)?
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string();
     millrace_connector::time::parse_time_in(&midnight, &zone)
 }
 
@@ -334,7 +357,9 @@ mod tests {
     }
 
     fn matches(where_text: &str, value: Value, zone: Tz) -> bool {
-        parse(where_text).unwrap().matches(&record(value), &is_date, zone)
+        parse(where_text)
+            .unwrap()
+            .matches(&record(value), &is_date, zone)
     }
 
     #[test]
@@ -342,9 +367,13 @@ mod tests {
         let parsed = parse(r#"changedate>="2024-01-01T00:00:00" and siteid="BEDFORD""#).unwrap();
         assert_eq!(parsed.clauses.len(), 2);
         assert_eq!(parsed.clauses[0].op, Op::Ge);
-        assert_eq!(parsed.clauses[1].values, vec![Literal::Text("BEDFORD".into())]);
+        assert_eq!(
+            parsed.clauses[1].values,
+            vec![Literal::Text("BEDFORD".into())]
+        );
 
-        let parsed = parse(r#"status in ["APPR","INPRG"] and istask=0 and wopriority<=2.5"#).unwrap();
+        let parsed =
+            parse(r#"status in ["APPR","INPRG"] and istask=0 and wopriority<=2.5"#).unwrap();
         assert_eq!(parsed.clauses[0].op, Op::In);
         assert_eq!(parsed.clauses[0].values.len(), 2);
         assert_eq!(parsed.clauses[1].values, vec![Literal::Number(0.0)]);
@@ -374,11 +403,31 @@ mod tests {
         let zone: Tz = "America/New_York".parse().unwrap();
         let stored = json!({"changedate": "2024-07-01T16:00:00Z"});
         // 12:00 in New York in July is 16:00 UTC.
-        assert!(matches(r#"changedate>="2024-07-01T12:00:00""#, stored.clone(), zone));
-        assert!(!matches(r#"changedate>"2024-07-01T12:00:00""#, stored.clone(), zone));
-        assert!(matches(r#"changedate>="2024-07-01T16:00:00+00:00""#, stored.clone(), zone));
-        assert!(!matches(r#"changedate>="2024-07-01T16:00:00.001Z""#, stored.clone(), zone));
-        assert!(matches(r#"changedate="2024-07-01T12:00:00-04:00""#, stored, zone));
+        assert!(matches(
+            r#"changedate>="2024-07-01T12:00:00""#,
+            stored.clone(),
+            zone
+        ));
+        assert!(!matches(
+            r#"changedate>"2024-07-01T12:00:00""#,
+            stored.clone(),
+            zone
+        ));
+        assert!(matches(
+            r#"changedate>="2024-07-01T16:00:00+00:00""#,
+            stored.clone(),
+            zone
+        ));
+        assert!(!matches(
+            r#"changedate>="2024-07-01T16:00:00.001Z""#,
+            stored.clone(),
+            zone
+        ));
+        assert!(matches(
+            r#"changedate="2024-07-01T12:00:00-04:00""#,
+            stored,
+            zone
+        ));
     }
 
     #[test]
@@ -397,7 +446,11 @@ mod tests {
         let zone: Tz = "UTC".parse().unwrap();
         let row = json!({"istask": false, "wopriority": 3});
         assert!(matches("istask=0 and wopriority>2", row.clone(), zone));
-        assert!(matches("istask=false and wopriority in [1,3]", row.clone(), zone));
+        assert!(matches(
+            "istask=false and wopriority in [1,3]",
+            row.clone(),
+            zone
+        ));
         assert!(!matches("wopriority!=3", row, zone));
     }
 }

@@ -75,7 +75,9 @@ fn load_sites_and_locations(
 
     let mut site_ids = BTreeSet::new();
     for (index, row) in networks.iter().enumerate() {
-        let Some(network) = column(row, "Network") else { continue };
+        let Some(network) = column(row, "Network") else {
+            continue;
+        };
         site_ids.insert(network.to_owned());
         let restricted = column(row, "Restricted") == Some("true");
         records.push(
@@ -104,11 +106,23 @@ fn load_sites_and_locations(
             "changedate": time_value(context.master_change("site/GNS", None)),
         }),
     );
-    records.push("mxapilocations", location(context, DEPOT_SITE, "DEPOT", "Equipment depot", "STOREROOM", None, None));
+    records.push(
+        "mxapilocations",
+        location(
+            context,
+            DEPOT_SITE,
+            "DEPOT",
+            "Equipment depot",
+            "STOREROOM",
+            None,
+            None,
+        ),
+    );
 
     let mut stations = BTreeMap::new();
     for row in &station_rows {
-        let (Some(station), Some(network)) = (column(row, "Station"), column(row, "Network")) else {
+        let (Some(station), Some(network)) = (column(row, "Station"), column(row, "Network"))
+        else {
             continue;
         };
         if !site_ids.contains(network) {
@@ -134,12 +148,21 @@ fn load_sites_and_locations(
             None,
             known,
         );
-        record["status"] = json!(if ended.is_some() { "DECOMMISSIONED" } else { "OPERATING" });
+        record["status"] = json!(if ended.is_some() {
+            "DECOMMISSIONED"
+        } else {
+            "OPERATING"
+        });
         record["latitudey"] = coordinate(column(row, "Latitude"));
         record["longitudex"] = coordinate(column(row, "Longitude"));
         record["elevation"] = coordinate(column(row, "Elevation"));
         records.push("mxapilocations", record);
-        stations.insert(station.to_owned(), Station { network: network.to_owned() });
+        stations.insert(
+            station.to_owned(),
+            Station {
+                network: network.to_owned(),
+            },
+        );
     }
 
     for row in &position_rows {
@@ -147,7 +170,9 @@ fn load_sites_and_locations(
         else {
             continue;
         };
-        let Some(parent) = stations.get(station) else { continue };
+        let Some(parent) = stations.get(station) else {
+            continue;
+        };
         let ended = register_time(column(row, "End Date"));
         let known = ended.or_else(|| register_time(column(row, "Start Date")));
         let description = format!("{station} position {position}");
@@ -160,7 +185,11 @@ fn load_sites_and_locations(
             Some(station),
             known,
         );
-        record["status"] = json!(if ended.is_some() { "DECOMMISSIONED" } else { "OPERATING" });
+        record["status"] = json!(if ended.is_some() {
+            "DECOMMISSIONED"
+        } else {
+            "OPERATING"
+        });
         record["latitudey"] = coordinate(column(row, "Latitude"));
         record["longitudex"] = coordinate(column(row, "Longitude"));
         records.push("mxapilocations", record);
@@ -193,7 +222,8 @@ pub fn location(
 }
 
 fn coordinate(text: Option<&str>) -> serde_json::Value {
-    text.and_then(|text| text.parse::<f64>().ok()).map_or(serde_json::Value::Null, |n| json!(n))
+    text.and_then(|text| text.parse::<f64>().ok())
+        .map_or(serde_json::Value::Null, |n| json!(n))
 }
 
 /// Loads every asset file; returns the companies (make → company code) it met.
@@ -212,9 +242,11 @@ fn load_assets(
         let installs = load_installs(&root.join("install").join(format!("{kind}.csv")))?;
         let singular = kind.trim_end_matches('s');
         for row in read_csv(&root.join("assets").join(format!("{kind}.csv")))? {
-            let (Some(make), Some(model), Some(serial)) =
-                (column(&row, "Make"), column(&row, "Model"), column(&row, "Serial"))
-            else {
+            let (Some(make), Some(model), Some(serial)) = (
+                column(&row, "Make"),
+                column(&row, "Model"),
+                column(&row, "Serial"),
+            ) else {
                 continue;
             };
             let company = companies
@@ -251,14 +283,16 @@ fn load_assets(
             let notes = column(&row, "Notes");
             let retired = notes.is_some_and(|notes| {
                 let notes = notes.to_lowercase();
-                ["broken", "destroyed", "obsolete", "lost", "stolen"].iter().any(|w| notes.contains(w))
+                ["broken", "destroyed", "obsolete", "lost", "stolen"]
+                    .iter()
+                    .any(|w| notes.contains(w))
             });
             let status = match (retired, installed_now) {
                 (true, _) => "DECOMMISSIONED",
                 (false, true) => "OPERATING",
                 (false, false) => "NOT READY",
             };
-            let last_move = latest.map(|install| install.end.or(install.start)).flatten();
+            let last_move = latest.and_then(|install| install.end.or(install.start));
             let identity = format!("asset/{kind}/{make}/{model}/{serial}");
             records.push(
                 "mxapiasset",
@@ -305,13 +339,18 @@ fn load_installs(path: &Path) -> Result<BTreeMap<(String, String), Vec<Install>>
     let mut installs: BTreeMap<(String, String), Vec<Install>> = BTreeMap::new();
     for row in read_csv(path)? {
         let model = column(&row, "Model").or_else(|| column(&row, "Datalogger"));
-        let (Some(model), Some(serial)) = (model, column(&row, "Serial")) else { continue };
-        installs.entry((model.to_owned(), serial.to_owned())).or_default().push(Install {
-            start: register_time(column(&row, "Start Date")),
-            end: register_time(column(&row, "End Date")),
-            station: column(&row, "Station").map(str::to_owned),
-            location: column(&row, "Location").map(str::to_owned),
-        });
+        let (Some(model), Some(serial)) = (model, column(&row, "Serial")) else {
+            continue;
+        };
+        installs
+            .entry((model.to_owned(), serial.to_owned()))
+            .or_default()
+            .push(Install {
+                start: register_time(column(&row, "Start Date")),
+                end: register_time(column(&row, "End Date")),
+                station: column(&row, "Station").map(str::to_owned),
+                location: column(&row, "Location").map(str::to_owned),
+            });
     }
     Ok(installs)
 }

@@ -42,8 +42,9 @@ const PEOPLE: &[(&str, &str, &str)] = &[
     ("PLAN03", "Planner 03", "Maintenance planner"),
     ("SUPV01", "Supervisor 01", "Maintenance supervisor"),
 ];
-const TECHNICIANS: &[&str] =
-    &["TECH01", "TECH02", "TECH03", "TECH04", "TECH05", "TECH06", "TECH07", "TECH08"];
+const TECHNICIANS: &[&str] = &[
+    "TECH01", "TECH02", "TECH03", "TECH04", "TECH05", "TECH06", "TECH07", "TECH08",
+];
 /// (meter, AI4I column, unit, meter type).
 const METERS: &[(&str, &str, &str, &str)] = &[
     ("AIRTEMP", "Air temperature [K]", "K", "GAUGE"),
@@ -77,13 +78,22 @@ fn load_sites_people_and_suppliers(context: &Context, records: &mut Records) {
                 "changedate": time_value(context.master_change(&format!("site/{site}"), None)),
             }),
         );
-        for (code, name, kind) in [("PIT", "Open pit", "OPERATING"), ("WORKSHOP", "Workshop", "OPERATING")] {
-            records.push("mxapilocations", location(context, site, code, name, kind, None, None));
+        for (code, name, kind) in [
+            ("PIT", "Open pit", "OPERATING"),
+            ("WORKSHOP", "Workshop", "OPERATING"),
+        ] {
+            records.push(
+                "mxapilocations",
+                location(context, site, code, name, kind, None, None),
+            );
         }
     }
     for storeroom in STOREROOMS {
         let name = format!("{} storeroom", storeroom.to_lowercase());
-        records.push("mxapilocations", location(context, MINE, storeroom, &name, "STOREROOM", None, None));
+        records.push(
+            "mxapilocations",
+            location(context, MINE, storeroom, &name, "STOREROOM", None, None),
+        );
     }
 
     for (index, (person, name, title)) in PEOPLE.iter().enumerate() {
@@ -133,24 +143,33 @@ fn load_excavators(dir: &Path, context: &Context, records: &mut Records) -> Resu
         let identity = format!("wo/{MINE}/{wonum}");
         let h = |salt: &str| context.hash(&identity, salt);
 
-        let reported = (date + shift).and_hms_opt(6, 0, 0).map(|t| t.and_utc()).unwrap_or(context.now)
+        let reported = (date + shift)
+            .and_hms_opt(6, 0, 0)
+            .map(|t| t.and_utc())
+            .unwrap_or(context.now)
             + Duration::minutes(below(h("hour"), 12 * 60) as i64);
         let reported = reported.min(context.now - Duration::hours(1));
-        first_seen.entry(excavator).and_modify(|t| *t = (*t).min(reported)).or_insert(reported);
+        first_seen
+            .entry(excavator)
+            .and_modify(|t| *t = (*t).min(reported))
+            .or_insert(reported);
         let cost = column(row, "Cost").and_then(|c| c.parse::<f64>().ok());
         let work_type = match column(row, "PMType") {
             Some("PM01") => "CM",
             Some("PM02") => "PM",
             _ => "MISC",
         };
-        let part_tokens: Vec<&str> =
-            column(row, "Part").map(|p| p.split('_').filter(|t| !t.is_empty()).collect()).unwrap_or_default();
+        let part_tokens: Vec<&str> = column(row, "Part")
+            .map(|p| p.split('_').filter(|t| !t.is_empty()).collect())
+            .unwrap_or_default();
 
         let timeline = Timeline::derive(context, &identity, reported, false);
         let tasks: Vec<Value> = if part_tokens.is_empty() {
             Vec::new()
         } else {
-            let action = column(row, "Action").unwrap_or("Service").replace('_', " and ");
+            let action = column(row, "Action")
+                .unwrap_or("Service")
+                .replace('_', " and ");
             [
                 format!("Isolate excavator {excavator}"),
                 format!("{action}: {}", part_tokens.join(", ")),
@@ -194,14 +213,18 @@ fn load_excavators(dir: &Path, context: &Context, records: &mut Records) -> Resu
         );
 
         for token in &part_tokens {
-            let entry = parts.entry(code(token, 30)).or_insert_with(|| (token.to_string(), 0.0, 0));
+            let entry = parts
+                .entry(code(token, 30))
+                .or_insert_with(|| (token.to_string(), 0.0, 0));
             entry.1 += cost.unwrap_or(0.0);
             entry.2 += 1;
         }
         if work_type == "PM" {
             po_count += 1;
-            let line_parts: Vec<(String, String)> =
-                part_tokens.iter().map(|t| (code(t, 30), t.to_string())).collect();
+            let line_parts: Vec<(String, String)> = part_tokens
+                .iter()
+                .map(|t| (code(t, 30), t.to_string()))
+                .collect();
             records.push(
                 "mxapipo",
                 purchase_order(context, po_count, &wonum, row, reported, cost, &line_parts),
@@ -302,7 +325,11 @@ fn purchase_order(
             })
         })
         .collect();
-    let changed = if received { needed + Duration::days(2) } else { ordered + Duration::hours(3) };
+    let changed = if received {
+        needed + Duration::days(2)
+    } else {
+        ordered + Duration::hours(3)
+    };
     json!({
         "ponum": ponum, "revisionnum": 0, "siteid": MINE, "orgid": ORG, "poid": number,
         "description": format!("Parts for {wonum}: {}", column(row, "OriginalShorttext").unwrap_or("")),
@@ -333,21 +360,36 @@ impl Timeline {
                 _ => "CAN",
             },
             (false, false) => pick(h("status"), &["WAPPR", "APPR", "INPRG", "WMATL", "COMP"]),
-            (true, true) => pick(h("status"), &["CLOSED", "CLOSED", "CLOSED", "RESOLVED", "CANCELLED"]),
-            (true, false) => pick(h("status"), &["NEW", "QUEUED", "INPROG", "PENDING", "RESOLVED"]),
+            (true, true) => pick(
+                h("status"),
+                &["CLOSED", "CLOSED", "CLOSED", "RESOLVED", "CANCELLED"],
+            ),
+            (true, false) => pick(
+                h("status"),
+                &["NEW", "QUEUED", "INPROG", "PENDING", "RESOLVED"],
+            ),
         };
-        let work_started = !matches!(status, "WAPPR" | "APPR" | "CAN" | "NEW" | "QUEUED" | "CANCELLED");
+        let work_started = !matches!(
+            status,
+            "WAPPR" | "APPR" | "CAN" | "NEW" | "QUEUED" | "CANCELLED"
+        );
         let work_done = matches!(status, "COMP" | "CLOSE" | "RESOLVED" | "CLOSED");
         let latest = context.now - Duration::minutes(1);
         let span = age.num_minutes().max(1) as u64;
-        let started = work_started
-            .then(|| (reported + Duration::minutes(below(h("start"), 48 * 60.min(span)) as i64)).min(latest));
-        let finished = started
-            .filter(|_| work_done)
-            .map(|start| (start + Duration::minutes(30 + below(h("dur"), 11 * 60) as i64)).min(latest));
+        let started = work_started.then(|| {
+            (reported + Duration::minutes(below(h("start"), 48 * 60.min(span)) as i64)).min(latest)
+        });
+        let finished = started.filter(|_| work_done).map(|start| {
+            (start + Duration::minutes(30 + below(h("dur"), 11 * 60) as i64)).min(latest)
+        });
         let last = finished.or(started).unwrap_or(reported);
         let changed = (last + Duration::minutes(below(h("changed"), 72 * 60) as i64)).min(latest);
-        Timeline { status, started, finished, changed }
+        Timeline {
+            status,
+            started,
+            finished,
+            changed,
+        }
     }
 }
 
@@ -358,14 +400,22 @@ fn load_texts(dir: &Path, context: &Context, records: &mut Records) -> Result<()
     let mut wo_number = 0_u32;
 
     for (index, row) in rows.iter().enumerate() {
-        let Some(text_id) = column(row, "text_id") else { continue };
+        let Some(text_id) = column(row, "text_id") else {
+            continue;
+        };
         let company = column(row, "source_company").unwrap_or("company_a");
-        let site = COMPANY_SITES.iter().find(|(c, ..)| *c == company).map_or("MNA", |(_, s, _)| *s);
+        let site = COMPANY_SITES
+            .iter()
+            .find(|(c, ..)| *c == company)
+            .map_or("MNA", |(_, s, _)| *s);
         let raw = column(row, "raw_text").unwrap_or("");
         let identity = format!("text/{text_id}");
         let h = |salt: &str| context.hash(&identity, salt);
 
-        let asset = raw.split_whitespace().next().filter(|token| looks_like_asset(token));
+        let asset = raw
+            .split_whitespace()
+            .next()
+            .filter(|token| looks_like_asset(token));
         if let Some(asset) = asset {
             assets.insert((site, asset.to_owned()));
         }
@@ -396,7 +446,10 @@ fn load_texts(dir: &Path, context: &Context, records: &mut Records) -> Result<()
         wo_number += 1;
         let wonum = format!("MN{wo_number:05}");
         let wo_identity = format!("wo/{site}/{wonum}");
-        let wo_reported = timeline.started.unwrap_or(reported + Duration::minutes(30)).min(context.now - Duration::minutes(2));
+        let wo_reported = timeline
+            .started
+            .unwrap_or(reported + Duration::minutes(30))
+            .min(context.now - Duration::minutes(2));
         let wo_timeline = Timeline::derive(context, &wo_identity, wo_reported, false);
         let wh = |salt: &str| context.hash(&wo_identity, salt);
         records.push(
@@ -442,7 +495,11 @@ fn looks_like_asset(token: &str) -> bool {
 }
 
 /// AI4I 2020 rows as readings of five meters on each excavator, evenly spaced.
-fn load_meter_readings(dir: &Path, context: &Context, records: &mut Records) -> Result<(), LoadError> {
+fn load_meter_readings(
+    dir: &Path,
+    context: &Context,
+    records: &mut Records,
+) -> Result<(), LoadError> {
     let rows = read_csv(&dir.join("ai4i2020/ai4i2020.csv"))?;
     let start = context.now - Duration::days(READING_WINDOW_DAYS);
     let spacing = Duration::days(READING_WINDOW_DAYS).num_milliseconds() / rows.len().max(1) as i64;
@@ -460,7 +517,8 @@ fn load_meter_readings(dir: &Path, context: &Context, records: &mut Records) -> 
                 continue;
             };
             reading_id += 1;
-            let entered = read_at + Duration::seconds(below(context.hash(&identity, meter), 300) as i64);
+            let entered =
+                read_at + Duration::seconds(below(context.hash(&identity, meter), 300) as i64);
             let entered = entered.min(context.now - Duration::seconds(30));
             records.push(
                 "mxapimeterreading",

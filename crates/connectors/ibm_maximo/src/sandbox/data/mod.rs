@@ -42,7 +42,9 @@ pub fn find_data_dir(given: Option<&Path>) -> Result<PathBuf, LoadError> {
     };
     for candidate in &candidates {
         if candidate.join("excavator-mwo").is_dir() {
-            return Ok(candidate.canonicalize().unwrap_or_else(|_| candidate.clone()));
+            return Ok(candidate
+                .canonicalize()
+                .unwrap_or_else(|_| candidate.clone()));
         }
     }
     Err(LoadError::NotFound { tried: candidates })
@@ -57,7 +59,9 @@ pub struct Records {
 impl Records {
     /// Adds a record, dropping null attributes as Maximo's lean JSON does.
     fn push(&mut self, structure: &'static str, value: Value) {
-        let Value::Object(mut attrs) = value else { return };
+        let Value::Object(mut attrs) = value else {
+            return;
+        };
         attrs.retain(|_, value| !value.is_null());
         self.by_structure.entry(structure).or_default().push(attrs);
     }
@@ -108,13 +112,19 @@ pub fn load(dir: &Path, context: &Context) -> Result<Records, LoadError> {
 /// Reads a CSV file into rows of (header → value), reading backslash escapes as the
 /// excavator files need.
 fn read_csv(path: &Path) -> Result<Vec<BTreeMap<String, String>>, LoadError> {
-    let error = |message: String| LoadError::Read { path: path.to_path_buf(), message };
+    let error = |message: String| LoadError::Read {
+        path: path.to_path_buf(),
+        message,
+    };
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .escape(Some(b'\\'))
         .from_path(path)
         .map_err(|err| error(err.to_string()))?;
-    let headers = reader.headers().map_err(|err| error(err.to_string()))?.clone();
+    let headers = reader
+        .headers()
+        .map_err(|err| error(err.to_string()))?
+        .clone();
     let mut rows = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|err| error(err.to_string()))?;
@@ -130,7 +140,9 @@ fn read_csv(path: &Path) -> Result<Vec<BTreeMap<String, String>>, LoadError> {
 
 /// Returns a column's value, treating empty and `NA` as missing.
 fn column<'a>(row: &'a BTreeMap<String, String>, name: &str) -> Option<&'a str> {
-    row.get(name).map(String::as_str).filter(|value| !value.is_empty() && *value != "NA")
+    row.get(name)
+        .map(String::as_str)
+        .filter(|value| !value.is_empty() && *value != "NA")
 }
 
 /// Parses a GeoNet time; the far-future `9999-01-01` marks "still installed" and reads as `None`.
@@ -161,7 +173,10 @@ mod tests {
     fn codes_are_upper_case_and_bounded() {
         assert_eq!(code("Canterbury Seismic Instruments", 12), "CANTERBURY-S");
         assert_eq!(code("Grease System", 30), "GREASE-SYSTEM");
-        assert_eq!(code("Allen Osborne Associates, Inc.", 40), "ALLEN-OSBORNE-ASSOCIATES-INC");
+        assert_eq!(
+            code("Allen Osborne Associates, Inc.", 40),
+            "ALLEN-OSBORNE-ASSOCIATES-INC"
+        );
     }
 
     #[test]

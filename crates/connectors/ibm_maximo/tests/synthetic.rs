@@ -1,0 +1,61 @@
+//! The benchmark mode: generated work orders served on demand.
+
+use chrono::{Duration, Utc};
+use millrace_connector::{Connector, Credentials, PageRequest, SandboxOptions};
+use millrace_ibm_maximo::MaximoConnector;
+use millrace_model::ObjectType;
+use serde_json::json;
+
+#[tokio::test]
+async fn a_large_generated_set_pages_and_filters_by_change_date() {
+    let count = 300_000;
+    let connector = MaximoConnector::new();
+    let options = SandboxOptions {
+        synthetic_work_orders: Some(count),
+        ..SandboxOptions::default()
+    };
+    let sandbox = connector.start_sandbox(options).await.unwrap().unwrap();
+    let credentials = Credentials::new(sandbox.credentials.as_object().unwrap().clone());
+    let source = connector.open(&credentials).unwrap();
+    let request = |since, page| PageRequest {
+        connection_id: "bench".to_owned(),
+        object: ObjectType::WorkOrders,
+        since,
+        page,
+        page_size: 1000,
+    };
+
+    let started = std::time::Instant::now();
+    let first = source.read_page(&request(None, None)).await.unwrap();
+    assert_eq!(first.total, Some(count));
+    assert_eq!(first.records.len(), 1000);
+    let second = source
+        .read_page(&request(None, first.next_page.clone()))
+        .await
+        .unwrap();
+    assert!(first.records.last().unwrap().remote_updated_at < second.records[0].remote_updated_at);
+    eprintln!("first two pages of {count} in {:?}", started.elapsed());
+
+    // A change through the control API moves one record to the newest end.
+    let control = sandbox.base_url.trim_end_matches("/maximo").to_owned() + "/_sandbox";
+    let response = reqwest::Client::new()
+        .patch(format!("{control}/os/mxapiwodetail/PLANT1/W0000007"))
+        .json(&json!({"status": "COMP"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+
+    let since = Utc::now() - Duration::hours(1);
+    let recent = source.read_page(&request(Some(since), None)).await.unwrap();
+    let expected = count / (20 * 24) + 1;
+    let total = recent.total.unwrap();
+    assert!(
+        total.abs_diff(expected) <= 2,
+        "{total} changed in the last hour, expected {expected}"
+    );
+    assert!(recent
+        .records
+        .iter()
+        .any(|r| r.remote_id == "PLANT1/W0000007"));
+}
