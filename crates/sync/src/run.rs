@@ -299,10 +299,11 @@ impl Engine {
             };
         }
 
-        let since = match (stream.last_successful_sync_at, stream.watermark) {
-            (Some(_), Some(watermark)) => Some(watermark - scope.overlap),
-            (Some(_), None) => None,
-            (None, _) => match object_kind(stream.object) {
+        // Without a watermark (never synced, or nothing with a change time seen yet), the read
+        // is the initial one again: master data whole, transactional data over the lookback.
+        let since = match stream.watermark {
+            Some(watermark) => Some(watermark - scope.overlap),
+            None => match stream.object.kind() {
                 ObjectKind::Master => None,
                 ObjectKind::Transactional => {
                     Some(Utc::now() - ChronoDuration::days(scope.lookback_days.into()))
@@ -403,10 +404,6 @@ impl ReadState {
             records_expected: self.records_expected,
         }
     }
-}
-
-fn object_kind(object: ObjectType) -> ObjectKind {
-    object.kind()
 }
 
 /// Turns a page into store writes, keeping the last copy when a page repeats a record.
