@@ -3,7 +3,6 @@
 //! Both travel as `Authorization: Bearer ...`. Every request is also counted against its
 //! caller's rate limit here.
 
-use std::num::NonZeroU32;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
@@ -11,6 +10,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use millrace_model::ConnectionStatus;
 use millrace_sync::{hash_token, looks_like_token};
+use std::num::NonZeroU32;
 
 use crate::problem::ApiError;
 use crate::AppState;
@@ -60,7 +60,9 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
         .or_else(|| value.strip_prefix("bearer "))
         .map(str::trim)
         .filter(|token| !token.is_empty())
-        .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))?;
+        .ok_or_else(|| {
+            ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
+        })?;
     Ok(token)
 }
 
@@ -133,6 +135,8 @@ impl FromRequestParts<AppState> for ConnectionToken {
             ));
         }
         state.limiter.check(&hash)?;
-        Ok(ConnectionToken { connection_id: lookup.connection_id })
+        Ok(ConnectionToken {
+            connection_id: lookup.connection_id,
+        })
     }
 }

@@ -46,7 +46,11 @@ impl CursorCodec {
     pub fn encode(&self, position: &Position) -> String {
         let payload = serde_json::to_vec(position).expect("a position always serialises");
         let tag = self.tag(&payload);
-        format!("{}.{}", URL_SAFE_NO_PAD.encode(payload), URL_SAFE_NO_PAD.encode(tag))
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(payload),
+            URL_SAFE_NO_PAD.encode(tag)
+        )
     }
 
     /// Checks a cursor's signature and that it points into the expected stream and epoch.
@@ -58,16 +62,22 @@ impl CursorCodec {
         epoch: i64,
     ) -> Result<Position, CursorError> {
         let (payload, tag) = cursor.split_once('.').ok_or(CursorError::Forged)?;
-        let payload = URL_SAFE_NO_PAD.decode(payload).map_err(|_| CursorError::Forged)?;
-        let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| CursorError::Forged)?;
+        let payload = URL_SAFE_NO_PAD
+            .decode(payload)
+            .map_err(|_| CursorError::Forged)?;
+        let tag = URL_SAFE_NO_PAD
+            .decode(tag)
+            .map_err(|_| CursorError::Forged)?;
         let mut mac = self.mac();
         mac.update(&payload);
-        mac.verify_truncated_left(&tag).map_err(|_| CursorError::Forged)?;
+        mac.verify_truncated_left(&tag)
+            .map_err(|_| CursorError::Forged)?;
         if tag.len() < 16 {
             return Err(CursorError::Forged);
         }
 
-        let position: Position = serde_json::from_slice(&payload).map_err(|_| CursorError::Forged)?;
+        let position: Position =
+            serde_json::from_slice(&payload).map_err(|_| CursorError::Forged)?;
         if position.connection_id != connection_id || position.object != object {
             return Err(CursorError::Elsewhere);
         }
@@ -93,7 +103,12 @@ mod tests {
     use super::*;
 
     fn position(seq: i64) -> Position {
-        Position { connection_id: "c1".into(), object: ObjectType::WorkOrders, seq, epoch: 0 }
+        Position {
+            connection_id: "c1".into(),
+            object: ObjectType::WorkOrders,
+            seq,
+            epoch: 0,
+        }
     }
 
     #[test]
@@ -101,7 +116,10 @@ mod tests {
         let codec = CursorCodec::new(b"key");
         for seq in [0, 1, 99, i64::MAX] {
             let cursor = codec.encode(&position(seq));
-            assert_eq!(codec.decode(&cursor, "c1", ObjectType::WorkOrders, 0), Ok(position(seq)));
+            assert_eq!(
+                codec.decode(&cursor, "c1", ObjectType::WorkOrders, 0),
+                Ok(position(seq))
+            );
         }
     }
 
@@ -111,20 +129,38 @@ mod tests {
         let cursor = codec.encode(&position(5));
 
         let other_key = CursorCodec::new(b"other").encode(&position(5));
-        assert_eq!(codec.decode(&other_key, "c1", ObjectType::WorkOrders, 0), Err(CursorError::Forged));
+        assert_eq!(
+            codec.decode(&other_key, "c1", ObjectType::WorkOrders, 0),
+            Err(CursorError::Forged)
+        );
 
         let (payload, tag) = cursor.split_once('.').unwrap();
         let mut json = URL_SAFE_NO_PAD.decode(payload).unwrap();
         let last = json.len() - 2;
         json[last] = b'9';
         let tampered = format!("{}.{tag}", URL_SAFE_NO_PAD.encode(json));
-        assert_eq!(codec.decode(&tampered, "c1", ObjectType::WorkOrders, 0), Err(CursorError::Forged));
+        assert_eq!(
+            codec.decode(&tampered, "c1", ObjectType::WorkOrders, 0),
+            Err(CursorError::Forged)
+        );
 
         for junk in ["", ".", "abc", "a.b", "%%%.###"] {
-            assert_eq!(codec.decode(junk, "c1", ObjectType::WorkOrders, 0), Err(CursorError::Forged));
+            assert_eq!(
+                codec.decode(junk, "c1", ObjectType::WorkOrders, 0),
+                Err(CursorError::Forged)
+            );
         }
-        assert_eq!(codec.decode(&cursor, "c2", ObjectType::WorkOrders, 0), Err(CursorError::Elsewhere));
-        assert_eq!(codec.decode(&cursor, "c1", ObjectType::Assets, 0), Err(CursorError::Elsewhere));
-        assert_eq!(codec.decode(&cursor, "c1", ObjectType::WorkOrders, 1), Err(CursorError::Stale));
+        assert_eq!(
+            codec.decode(&cursor, "c2", ObjectType::WorkOrders, 0),
+            Err(CursorError::Elsewhere)
+        );
+        assert_eq!(
+            codec.decode(&cursor, "c1", ObjectType::Assets, 0),
+            Err(CursorError::Elsewhere)
+        );
+        assert_eq!(
+            codec.decode(&cursor, "c1", ObjectType::WorkOrders, 1),
+            Err(CursorError::Stale)
+        );
     }
 }

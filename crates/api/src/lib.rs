@@ -59,7 +59,10 @@ pub fn router(engine: Engine, config: &ApiConfig) -> Router {
     let v1 = Router::new()
         .route("/systems", get(management::systems))
         .route("/credits", get(management::credits))
-        .route("/connections", post(management::create).get(management::list))
+        .route(
+            "/connections",
+            post(management::create).get(management::list),
+        )
         .route("/connections/{id}", get(management::get))
         .route("/connections/{id}/disconnect", post(management::disconnect))
         .route("/connections/{id}/token", post(management::rotate))
@@ -67,7 +70,10 @@ pub fn router(engine: Engine, config: &ApiConfig) -> Router {
         .route("/connections/{id}/sync", post(management::sync_now))
         .route("/connections/{id}/runs", get(management::runs))
         .route("/connections/{id}/{object}", get(management::records))
-        .route("/connections/{id}/{object}/{record_id}", get(management::record))
+        .route(
+            "/connections/{id}/{object}/{record_id}",
+            get(management::record),
+        )
         .route("/connection", get(unified::this_connection))
         .route("/connection/sync", post(unified::sync_now))
         .route("/{object}", get(unified::list))

@@ -27,7 +27,12 @@ pub struct DataList<T: ToSchema> {
 #[utoipa::path(get, path = "/v1/systems", tag = "management",
     responses((status = 200, body = DataList<SystemInfo>)), security(("management_key" = [])))]
 pub async fn systems(State(state): State<AppState>, _admin: Admin) -> Json<DataList<SystemInfo>> {
-    let data = state.engine.registry().iter().map(|connector| connector.system().clone()).collect();
+    let data = state
+        .engine
+        .registry()
+        .iter()
+        .map(|connector| connector.system().clone())
+        .collect();
     Json(DataList { data })
 }
 
@@ -78,7 +83,10 @@ pub async fn create(
             sync_interval_seconds: body.sync_interval_seconds,
         })
         .await?;
-    let created = Created { connection: connected.connection, token: connected.token };
+    let created = Created {
+        connection: connected.connection,
+        token: connected.token,
+    };
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -92,8 +100,9 @@ pub async fn list(
     _admin: Admin,
     ApiQuery(params): ApiQuery<HashMap<String, String>>,
 ) -> Result<Json<DataList<Connection>>, ApiError> {
-    if let Some(name) =
-        params.keys().find(|name| !["customer_id", "system", "status"].contains(&name.as_str()))
+    if let Some(name) = params
+        .keys()
+        .find(|name| !["customer_id", "system", "status"].contains(&name.as_str()))
     {
         return Err(ApiError::invalid(format!(
             "unknown query parameter `{name}`; allowed: customer_id, system, status"
@@ -101,7 +110,11 @@ pub async fn list(
     }
     let status = params
         .get("status")
-        .map(|status| status.parse::<ConnectionStatus>().map_err(ApiError::invalid))
+        .map(|status| {
+            status
+                .parse::<ConnectionStatus>()
+                .map_err(ApiError::invalid)
+        })
         .transpose()?;
     let filter = ConnectionFilter {
         customer_id: params.get("customer_id").cloned(),
@@ -228,8 +241,10 @@ pub async fn record(
 /// Returns the credit pool and its ledger.
 #[utoipa::path(get, path = "/v1/credits", tag = "management",
     responses((status = 200, body = Credits)), security(("management_key" = [])))]
-pub async fn credits(State(state): State<AppState>, _admin: Admin) -> Result<Json<Credits>, ApiError> {
+pub async fn credits(
+    State(state): State<AppState>,
+    _admin: Admin,
+) -> Result<Json<Credits>, ApiError> {
     let pool = state.engine.config().credit_pool;
     Ok(Json(state.engine.store().credits(pool).await?))
 }
-

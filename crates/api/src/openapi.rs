@@ -94,11 +94,17 @@ impl Modify for ObjectSchemas {
         for object in ObjectType::ALL {
             let (name, schema) = object_schema(*object);
             let record = AllOfBuilder::new()
-                .item(RefOr::Ref(utoipa::openapi::Ref::from_schema_name("RecordEnvelope")))
-                .item(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(name.clone())))
+                .item(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                    "RecordEnvelope",
+                )))
+                .item(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                    name.clone(),
+                )))
                 .description(Some(format!("A record of `/v1/{}`.", object.slug())))
                 .build();
-            components.schemas.insert(format!("{name}Record"), RefOr::T(Schema::AllOf(record)));
+            components
+                .schemas
+                .insert(format!("{name}Record"), RefOr::T(Schema::AllOf(record)));
             components.schemas.insert(name, schema);
         }
         let mut schemas = Vec::new();
@@ -153,7 +159,10 @@ fn render_reference(doc: &utoipa::openapi::OpenApi) -> String {
         escape(doc.info.description.as_deref().unwrap_or_default()),
     );
     for object in ObjectType::ALL {
-        let filters: Vec<&str> = records::filters_of(*object).iter().map(|(name, _)| *name).collect();
+        let filters: Vec<&str> = records::filters_of(*object)
+            .iter()
+            .map(|(name, _)| *name)
+            .collect();
         let _ = write!(
             html,
             "<code>/v1/{}</code> (filters: {})<br>",
@@ -175,7 +184,13 @@ fn render_reference(doc: &utoipa::openapi::OpenApi) -> String {
                 html,
                 "<div class=\"op\"><span class=\"method\">{method}</span><code>{}</code><p>{}</p>",
                 escape(path),
-                escape(operation.description.as_deref().or(operation.summary.as_deref()).unwrap_or_default()),
+                escape(
+                    operation
+                        .description
+                        .as_deref()
+                        .or(operation.summary.as_deref())
+                        .unwrap_or_default()
+                ),
             );
             if let Some(parameters) = &operation.parameters {
                 html.push_str("<table><tr><th>parameter</th><th>in</th><th>about</th></tr>");
@@ -203,5 +218,8 @@ fn render_reference(doc: &utoipa::openapi::OpenApi) -> String {
 }
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

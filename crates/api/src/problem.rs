@@ -21,7 +21,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
-        ApiError { status, code, detail: detail.into(), retry_after: None }
+        ApiError {
+            status,
+            code,
+            detail: detail.into(),
+            retry_after: None,
+        }
     }
 
     pub fn unauthorized(detail: impl Into<String>) -> Self {
@@ -42,7 +47,11 @@ impl ApiError {
 
     pub fn internal(err: impl std::fmt::Display) -> Self {
         tracing::error!(error = %err, "request failed");
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "an internal error occurred")
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "an internal error occurred",
+        )
     }
 
     fn title(&self) -> &'static str {
@@ -71,7 +80,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = self.status.into_response();
         if let Some(seconds) = self.retry_after {
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response.extensions_mut().insert(self);
         response
@@ -117,9 +128,11 @@ impl From<SyncError> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown_system", detail)
             }
             SyncError::InvalidRequest(_) => ApiError::invalid(detail),
-            SyncError::CredentialsRejected(_) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "credentials_rejected", detail)
-            }
+            SyncError::CredentialsRejected(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "credentials_rejected",
+                detail,
+            ),
             SyncError::SourceUnreachable(_) => {
                 ApiError::new(StatusCode::BAD_GATEWAY, "source_unreachable", detail)
             }
@@ -146,13 +159,19 @@ impl From<millrace_store::StoreError> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
-        ApiError::invalid(format!("the request body is not valid: {}", rejection.body_text()))
+        ApiError::invalid(format!(
+            "the request body is not valid: {}",
+            rejection.body_text()
+        ))
     }
 }
 
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
-        ApiError::invalid(format!("the query string is not valid: {}", rejection.body_text()))
+        ApiError::invalid(format!(
+            "the query string is not valid: {}",
+            rejection.body_text()
+        ))
     }
 }
 

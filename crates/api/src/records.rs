@@ -18,8 +18,13 @@ const DEFAULT_LIMIT: u32 = 100;
 const MAX_LIMIT: u32 = 1000;
 
 /// Query parameters every list takes; the object's equality filters come on top.
-const COMMON_PARAMETERS: &[&str] =
-    &["limit", "cursor", "modified_after", "include_deleted", "include_remote_data"];
+const COMMON_PARAMETERS: &[&str] = &[
+    "limit",
+    "cursor",
+    "modified_after",
+    "include_deleted",
+    "include_remote_data",
+];
 
 /// Equality filters per object type: query parameter and the JSON path it matches.
 pub fn filters_of(object: ObjectType) -> &'static [(&'static str, &'static [&'static str])] {
@@ -71,7 +76,11 @@ pub struct RecordPage {
 /// Parses a slug into an object type, or answers `unknown_object`.
 pub fn parse_object(slug: &str) -> Result<ObjectType, ApiError> {
     slug.parse().map_err(|err: millrace_model::UnknownObject| {
-        ApiError::new(axum::http::StatusCode::NOT_FOUND, "unknown_object", err.to_string())
+        ApiError::new(
+            axum::http::StatusCode::NOT_FOUND,
+            "unknown_object",
+            err.to_string(),
+        )
     })
 }
 
@@ -107,7 +116,11 @@ pub async fn list(
         epoch,
     });
     let data = records.iter().map(record_json).collect();
-    Ok(Json(RecordPage { data, next_cursor, has_more }))
+    Ok(Json(RecordPage {
+        data,
+        next_cursor,
+        has_more,
+    }))
 }
 
 /// Reads one record of a connection.
@@ -118,8 +131,13 @@ pub async fn get(
     id: &str,
     params: &HashMap<String, String>,
 ) -> Result<Json<Value>, ApiError> {
-    if let Some(name) = params.keys().find(|name| name.as_str() != "include_remote_data") {
-        return Err(ApiError::invalid(format!("unknown query parameter `{name}`")));
+    if let Some(name) = params
+        .keys()
+        .find(|name| name.as_str() != "include_remote_data")
+    {
+        return Err(ApiError::invalid(format!(
+            "unknown query parameter `{name}`"
+        )));
     }
     let include_remote_data = parse_bool(params, "include_remote_data")?;
     let record = state
@@ -132,7 +150,11 @@ pub async fn get(
 }
 
 fn invalid_cursor(err: CursorError) -> ApiError {
-    ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "invalid_cursor", err.to_string())
+    ApiError::new(
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_cursor",
+        err.to_string(),
+    )
 }
 
 fn parse_query(
@@ -172,14 +194,19 @@ fn parse_query(
             DateTime::parse_from_rfc3339(text)
                 .map(|time| time.with_timezone(&Utc))
                 .map_err(|_| {
-                    ApiError::invalid("`modified_after` must be an RFC 3339 time, e.g. 2024-01-31T00:00:00Z")
+                    ApiError::invalid(
+                        "`modified_after` must be an RFC 3339 time, e.g. 2024-01-31T00:00:00Z",
+                    )
                 })
         })
         .transpose()?;
     let record_filters = filters
         .iter()
         .filter_map(|(name, path)| {
-            params.get(*name).map(|value| RecordFilter { path: path.to_vec(), value: value.clone() })
+            params.get(*name).map(|value| RecordFilter {
+                path: path.to_vec(),
+                value: value.clone(),
+            })
         })
         .collect();
 
@@ -191,7 +218,10 @@ fn parse_query(
         include_remote_data: parse_bool(params, "include_remote_data")?,
         filters: record_filters,
     };
-    let cursor = params.get("cursor").filter(|cursor| !cursor.is_empty()).cloned();
+    let cursor = params
+        .get("cursor")
+        .filter(|cursor| !cursor.is_empty())
+        .cloned();
     Ok((query, cursor))
 }
 
@@ -199,7 +229,9 @@ fn parse_bool(params: &HashMap<String, String>, name: &str) -> Result<bool, ApiE
     match params.get(name).map(String::as_str) {
         None | Some("false") | Some("0") => Ok(false),
         Some("true") | Some("1") | Some("") => Ok(true),
-        Some(other) => Err(ApiError::invalid(format!("`{name}` must be true or false, not `{other}`"))),
+        Some(other) => Err(ApiError::invalid(format!(
+            "`{name}` must be true or false, not `{other}`"
+        ))),
     }
 }
 
@@ -210,13 +242,25 @@ pub fn record_json(record: &StoredRecord) -> Value {
     json.insert("remote_id".into(), Value::String(record.remote_id.clone()));
     json.insert("created_at".into(), time_json(Some(record.created_at)));
     json.insert("modified_at".into(), time_json(Some(record.modified_at)));
-    json.insert("remote_created_at".into(), time_json(record.remote_created_at));
-    json.insert("remote_updated_at".into(), time_json(record.remote_updated_at));
-    json.insert("remote_deleted_at".into(), time_json(record.remote_deleted_at));
+    json.insert(
+        "remote_created_at".into(),
+        time_json(record.remote_created_at),
+    );
+    json.insert(
+        "remote_updated_at".into(),
+        time_json(record.remote_updated_at),
+    );
+    json.insert(
+        "remote_deleted_at".into(),
+        time_json(record.remote_deleted_at),
+    );
     for (name, value) in &record.fields {
         json.entry(name.clone()).or_insert_with(|| value.clone());
     }
-    json.insert("custom_fields".into(), Value::Object(record.custom_fields.clone()));
+    json.insert(
+        "custom_fields".into(),
+        Value::Object(record.custom_fields.clone()),
+    );
     if let Some(remote_data) = &record.remote_data {
         json.insert("remote_data".into(), remote_data.clone());
     }

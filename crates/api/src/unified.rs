@@ -2,9 +2,9 @@
 
 use std::collections::HashMap;
 
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use axum::extract::State;
 use millrace_model::Connection;
 use serde_json::{json, Value};
 

@@ -20,7 +20,11 @@ impl Credentials {
 
     /// Returns a non-empty string field, or `None` when absent or empty.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).and_then(Value::as_str).map(str::trim).filter(|value| !value.is_empty())
+        self.0
+            .get(name)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
     }
 
     /// Returns a required non-empty string field.

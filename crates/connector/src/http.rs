@@ -62,8 +62,14 @@ impl SourceHttp {
             .connect_timeout(policy.connect_timeout)
             .user_agent(concat!("millrace/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|err| ConnectorError::Unreachable(format!("cannot build HTTP client: {err}")))?;
-        Ok(SourceHttp { client, policy, read_error })
+            .map_err(|err| {
+                ConnectorError::Unreachable(format!("cannot build HTTP client: {err}"))
+            })?;
+        Ok(SourceHttp {
+            client,
+            policy,
+            read_error,
+        })
     }
 
     /// Returns the underlying client, to build requests with.
@@ -82,7 +88,10 @@ impl SourceHttp {
             .await
             .map_err(|err| ConnectorError::Malformed(format!("reading the body failed: {err}")))?;
         serde_json::from_slice(&body).map_err(|err| {
-            ConnectorError::Malformed(format!("the body is not valid JSON ({err}): {}", excerpt(&body)))
+            ConnectorError::Malformed(format!(
+                "the body is not valid JSON ({err}): {}",
+                excerpt(&body)
+            ))
         })
     }
 
@@ -138,7 +147,10 @@ impl SourceHttp {
                 ConnectorError::CredentialsRejected(detail)
             }
             StatusCode::TOO_MANY_REQUESTS => ConnectorError::RateLimited { retry_after },
-            _ => ConnectorError::Status { status: status.as_u16(), detail },
+            _ => ConnectorError::Status {
+                status: status.as_u16(),
+                detail,
+            },
         };
         Err(Attempt { error, retry_after })
     }
@@ -215,9 +227,15 @@ mod tests {
         let later = (Utc::now() + chrono::Duration::seconds(30)).to_rfc2822();
         headers.insert(RETRY_AFTER, HeaderValue::from_str(&later).unwrap());
         let wait = retry_after(&headers).unwrap();
-        assert!(wait <= Duration::from_secs(30) && wait >= Duration::from_secs(28), "{wait:?}");
+        assert!(
+            wait <= Duration::from_secs(30) && wait >= Duration::from_secs(28),
+            "{wait:?}"
+        );
 
-        headers.insert(RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
         assert_eq!(retry_after(&headers), Some(Duration::ZERO));
 
         headers.insert(RETRY_AFTER, HeaderValue::from_static("soon"));

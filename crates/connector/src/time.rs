@@ -4,7 +4,9 @@ use chrono::{DateTime, FixedOffset, NaiveDateTime, TimeZone, Utc};
 
 /// Parses an RFC 3339 / ISO 8601 time with an offset into UTC.
 pub fn parse_offset_time(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text.trim()).ok().map(|time| time.with_timezone(&Utc))
+    DateTime::parse_from_rfc3339(text.trim())
+        .ok()
+        .map(|time| time.with_timezone(&Utc))
 }
 
 /// Parses a time that may carry an offset; a naive one is read in `zone`.
@@ -18,7 +20,10 @@ pub fn parse_time_in<Tz: TimeZone>(text: &str, zone: &Tz) -> Option<DateTime<Utc
     let naive = parse_naive(text)?;
     zone.from_local_datetime(&naive)
         .earliest()
-        .or_else(|| zone.from_local_datetime(&(naive + chrono::Duration::hours(1))).earliest())
+        .or_else(|| {
+            zone.from_local_datetime(&(naive + chrono::Duration::hours(1)))
+                .earliest()
+        })
         .map(|time| time.with_timezone(&Utc))
 }
 
@@ -32,7 +37,8 @@ pub fn parse_naive(text: &str) -> Option<NaiveDateTime> {
 
 /// Formats `time` in `offset` as ISO 8601 with the offset, e.g. `2024-01-02T03:04:05-05:00`.
 pub fn format_in_offset(time: DateTime<Utc>, offset: FixedOffset) -> String {
-    time.with_timezone(&offset).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
+    time.with_timezone(&offset)
+        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
 }
 
 #[cfg(test)]

@@ -236,21 +236,31 @@ impl Cli {
             Command::Connections(command) => connections(command).await,
             Command::Sync { id, follow, client } => {
                 let client = client.client()?;
-                client.post(&format!("/v1/connections/{id}/sync"), None).await?;
+                let before = newest_run(&client, &id).await?;
+                client
+                    .post(&format!("/v1/connections/{id}/sync"), None)
+                    .await?;
                 if follow {
-                    follow_sync(&client, &id).await
+                    follow_sync(&client, &id, before.as_deref()).await
                 } else {
                     println!("sync of {id} queued");
                     Ok(())
                 }
             }
-            Command::Runs { id, client } => {
-                print(client.client()?.get(&format!("/v1/connections/{id}/runs")).await?)
-            }
+            Command::Runs { id, client } => print(
+                client
+                    .client()?
+                    .get(&format!("/v1/connections/{id}/runs"))
+                    .await?,
+            ),
             Command::Credits(client) => print(client.client()?.get("/v1/credits").await?),
-            Command::Export { id, object, include_deleted, out, client } => {
-                export(&client.client()?, &id, &object, include_deleted, out).await
-            }
+            Command::Export {
+                id,
+                object,
+                include_deleted,
+                out,
+                client,
+            } => export(&client.client()?, &id, &object, include_deleted, out).await,
         }
     }
 }
@@ -273,7 +283,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 async fn sandbox(args: SandboxArgs) -> anyhow::Result<()> {
     let registry = crate::registry::registry();
     let connector = registry.get(&args.system).with_context(|| {
-        format!("unknown system `{}`; known: {}", args.system, registry.system_ids().join(", "))
+        format!(
+            "unknown system `{}`; known: {}",
+            args.system,
+            registry.system_ids().join(", ")
+        )
     })?;
     let options = SandboxOptions {
         listen: args.listen,
@@ -304,9 +318,18 @@ async fn sandbox(args: SandboxArgs) -> anyhow::Result<()> {
 
 async fn connections(command: ConnectionsCommand) -> anyhow::Result<()> {
     match command {
-        ConnectionsCommand::List { customer, system, status, client } => {
+        ConnectionsCommand::List {
+            customer,
+            system,
+            status,
+            client,
+        } => {
             let mut query = Vec::new();
-            for (name, value) in [("customer_id", customer), ("system", system), ("status", status)] {
+            for (name, value) in [
+                ("customer_id", customer),
+                ("system", system),
+                ("status", status),
+            ] {
                 if let Some(value) = value {
                     query.push(format!("{name}={}", urlencode(&value)));
                 }
@@ -340,7 +363,10 @@ async fn connections(command: ConnectionsCommand) -> anyhow::Result<()> {
             for (field, value) in [
                 ("name", name.map(Value::from)),
                 ("lookback_days", lookback_days.map(Value::from)),
-                ("sync_interval_seconds", sync_interval_seconds.map(Value::from)),
+                (
+                    "sync_interval_seconds",
+                    sync_interval_seconds.map(Value::from),
+                ),
             ] {
                 if let Some(value) = value {
                     body[field] = value;
@@ -348,53 +374,81 @@ async fn connections(command: ConnectionsCommand) -> anyhow::Result<()> {
             }
             print(client.client()?.post("/v1/connections", Some(body)).await?)
         }
-        ConnectionsCommand::Get { id, client } => {
-            print(client.client()?.get(&format!("/v1/connections/{id}")).await?)
-        }
-        ConnectionsCommand::Disconnect { id, client } => {
-            print(client.client()?.post(&format!("/v1/connections/{id}/disconnect"), None).await?)
-        }
-        ConnectionsCommand::RotateToken { id, client } => {
-            print(client.client()?.post(&format!("/v1/connections/{id}/token"), None).await?)
-        }
+        ConnectionsCommand::Get { id, client } => print(
+            client
+                .client()?
+                .get(&format!("/v1/connections/{id}"))
+                .await?,
+        ),
+        ConnectionsCommand::Disconnect { id, client } => print(
+            client
+                .client()?
+                .post(&format!("/v1/connections/{id}/disconnect"), None)
+                .await?,
+        ),
+        ConnectionsCommand::RotateToken { id, client } => print(
+            client
+                .client()?
+                .post(&format!("/v1/connections/{id}/token"), None)
+                .await?,
+        ),
         ConnectionsCommand::DeleteData { id, yes, client } => {
             if !yes {
                 bail!("this deletes every synced record of {id}; run again with --yes to confirm");
             }
-            print(client.client()?.delete(&format!("/v1/connections/{id}/data")).await?)
+            print(
+                client
+                    .client()?
+                    .delete(&format!("/v1/connections/{id}/data"))
+                    .await?,
+            )
         }
     }
 }
 
-/// Shows a progress bar for a connection's sync until no stream is running.
-pub async fn follow_sync(client: &Client, id: &str) -> anyhow::Result<()> {
+/// Returns the id of the connection's newest run, if it has one.
+pub async fn newest_run(client: &Client, id: &str) -> anyhow::Result<Option<String>> {
+    let runs = client.get(&format!("/v1/connections/{id}/runs")).await?;
+    Ok(runs["data"][0]["id"].as_str().map(str::to_owned))
+}
+
+/// Shows a progress bar until a run newer than `after_run` has finished, then the streams.
+pub async fn follow_sync(client: &Client, id: &str, after_run: Option<&str>) -> anyhow::Result<()> {
     let bar = ProgressBar::new(0);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}")
+        ProgressStyle::with_template("  {spinner} [{elapsed_precise}] {bar:40} {pos}/{len} {msg}")
             .expect("the template is valid"),
     );
     let path = format!("/v1/connections/{id}");
-    let mut seen_running = false;
-    for _ in 0..(20 * 60 * 60) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(6 * 3600);
+    while std::time::Instant::now() < deadline {
         let connection = client.get(&path).await?;
-        let streams = connection["streams"].as_array().cloned().unwrap_or_default();
-        let running: Vec<&Value> =
-            streams.iter().filter(|stream| stream["state"] == "running").collect();
-        let read: u64 = streams.iter().map(|s| s["progress"]["records_read"].as_u64().unwrap_or(0)).sum();
-        let expected: u64 = streams
-            .iter()
-            .map(|s| s["progress"]["records_expected"].as_u64().unwrap_or(0))
-            .sum();
+        let streams = connection["streams"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let progress = |field: &str| -> u64 {
+            streams
+                .iter()
+                .map(|s| s["progress"][field].as_u64().unwrap_or(0))
+                .sum()
+        };
+        let (read, expected) = (progress("records_read"), progress("records_expected"));
         bar.set_length(expected.max(read));
         bar.set_position(read);
-        let names: Vec<&str> = running.iter().filter_map(|s| s["object"].as_str()).collect();
-        bar.set_message(names.join(", "));
-        seen_running |= !running.is_empty();
-
-        let settled = streams
+        let running: Vec<&str> = streams
             .iter()
-            .all(|s| s["state"] != "running" && s["state"] != "pending" && s["progress"].is_null());
-        if (seen_running || settled) && running.is_empty() && settled {
+            .filter(|stream| stream["state"] == "running")
+            .filter_map(|stream| stream["object"].as_str())
+            .collect();
+        bar.set_message(running.join(", "));
+
+        let runs = client.get(&format!("/v1/connections/{id}/runs")).await?;
+        let newest = &runs["data"][0];
+        let is_new = newest["id"]
+            .as_str()
+            .is_some_and(|run| Some(run) != after_run);
+        if is_new && newest["status"] != "running" {
             break;
         }
         if connection["status"] != "active" {
@@ -403,14 +457,18 @@ pub async fn follow_sync(client: &Client, id: &str) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     bar.finish_and_clear();
+
     let connection = client.get(&path).await?;
     for stream in connection["streams"].as_array().into_iter().flatten() {
         println!(
-            "{:<24} {:<8} {:>8} records{}",
+            "  {:<24} {:<8} {:>8} records{}",
             stream["object"].as_str().unwrap_or_default(),
             stream["state"].as_str().unwrap_or_default(),
             stream["record_count"],
-            stream["last_error"].as_str().map(|e| format!("  error: {e}")).unwrap_or_default(),
+            stream["last_error"]
+                .as_str()
+                .map(|e| format!("  error: {e}"))
+                .unwrap_or_default(),
         );
     }
     Ok(())
@@ -425,7 +483,8 @@ async fn export(
 ) -> anyhow::Result<()> {
     let mut writer: Box<dyn Write> = match &out {
         Some(path) => Box::new(std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
         )),
         None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
     };

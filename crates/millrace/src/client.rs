@@ -15,13 +15,22 @@ pub struct Client {
 impl Client {
     /// Builds a client for `base_url` (e.g. `http://127.0.0.1:8080`) with a bearer `key`.
     pub fn new(base_url: &str, key: &str) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60)).build()?;
-        Ok(Client { http, base_url: base_url.trim_end_matches('/').to_owned(), key: key.to_owned() })
+        let http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_secs(60))
+            .build()?;
+        Ok(Client {
+            http,
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            key: key.to_owned(),
+        })
     }
 
     /// Returns a client for the same server with another bearer key.
     pub fn with_key(&self, key: &str) -> Self {
-        Client { key: key.to_owned(), ..self.clone() }
+        Client {
+            key: key.to_owned(),
+            ..self.clone()
+        }
     }
 
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
@@ -54,7 +63,11 @@ impl Client {
             .with_context(|| format!("cannot reach the Millrace server at {}", self.base_url))?;
         let status = response.status();
         let text = response.text().await?;
-        let json = if text.is_empty() { Value::Null } else { serde_json::from_str(&text)? };
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)?
+        };
         Ok((status, json))
     }
 

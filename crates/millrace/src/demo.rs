@@ -16,7 +16,7 @@ use millrace_sync::EngineConfig;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::cli::follow_sync;
+use crate::cli::{follow_sync, newest_run};
 use crate::client::Client;
 use crate::server::{self, ServeOptions};
 
@@ -49,11 +49,28 @@ struct Instance {
 pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     step("Starting three IBM Maximo sandboxes loaded with public data");
     let registry = crate::registry::registry();
-    let maximo = registry.get("ibm_maximo").context("the Maximo connector is not built in")?;
+    let maximo = registry
+        .get("ibm_maximo")
+        .context("the Maximo connector is not built in")?;
     let plan = [
-        ("acme-mining", "Acme Mining - Pilbara Maximo", "cloud", "Australia/Perth"),
-        ("northwind-energy", "Northwind - Auckland Maximo", "cloud", "Pacific/Auckland"),
-        ("northwind-energy", "Northwind - Houston Maximo", "on_premise", "America/Chicago"),
+        (
+            "acme-mining",
+            "Acme Mining - Pilbara Maximo",
+            "cloud",
+            "Australia/Perth",
+        ),
+        (
+            "northwind-energy",
+            "Northwind - Auckland Maximo",
+            "cloud",
+            "Pacific/Auckland",
+        ),
+        (
+            "northwind-energy",
+            "Northwind - Houston Maximo",
+            "on_premise",
+            "America/Chicago",
+        ),
     ];
     let mut sandboxes = Vec::new();
     for (index, (_, name, _, zone)) in plan.iter().enumerate() {
@@ -85,11 +102,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         secret_key: None,
         credit_pool: 100,
         rate_limit_per_second: 0,
-        engine: EngineConfig { reconcile_interval: Duration::ZERO, ..EngineConfig::default() },
+        engine: EngineConfig {
+            reconcile_interval: Duration::ZERO,
+            ..EngineConfig::default()
+        },
     })
     .await?;
     let base = format!("http://{}", server.address);
-    println!("  API: {base}/v1   reference: {base}/docs   data: {}", args.data_dir.display());
+    println!(
+        "  API: {base}/v1   reference: {base}/docs   data: {}",
+        args.data_dir.display()
+    );
     let admin = Client::new(&base, &admin_key)?;
 
     step("Connecting two customers (Northwind has two Maximo instances)");
@@ -104,21 +127,34 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             "lookback_days": 30,
         });
         let created = admin.post("/v1/connections", Some(body)).await?;
-        let connection_id = created["connection"]["id"].as_str().unwrap_or_default().to_owned();
+        let connection_id = created["connection"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         let token = created["token"].as_str().unwrap_or_default().to_owned();
         println!(
             "  {customer:<17} {name:<28} {deployment:<10} {} credits  {connection_id}",
             created["connection"]["credits"]
         );
-        instances.push(Instance { customer, name, deployment, sandbox, connection_id, token });
+        instances.push(Instance {
+            customer,
+            name,
+            deployment,
+            sandbox,
+            connection_id,
+            token,
+        });
     }
     let credits = admin.get("/v1/credits").await?;
-    println!("  credits: {} used of {}", credits["used"], credits["total"]);
+    println!(
+        "  credits: {} used of {}",
+        credits["used"], credits["total"]
+    );
 
     step("Initial sync: master data whole, work orders and requests of the last 30 days");
     for instance in &instances {
         println!("  {}", instance.name);
-        follow_sync(&admin, &instance.connection_id).await?;
+        follow_sync(&admin, &instance.connection_id, None).await?;
     }
 
     let first = &instances[0];
@@ -132,19 +168,28 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     }
 
     step("Incremental sync: only what changed since the watermark");
+    let before = newest_run(&admin, &first.connection_id).await?;
     unified.post("/v1/connection/sync", None).await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    follow_sync(&admin, &first.connection_id).await?;
-    let runs = admin.get(&format!("/v1/connections/{}/runs", first.connection_id)).await?;
+    follow_sync(&admin, &first.connection_id, before.as_deref()).await?;
+    let runs = admin
+        .get(&format!("/v1/connections/{}/runs", first.connection_id))
+        .await?;
     if let Some(run) = runs["data"].as_array().and_then(|runs| runs.first()) {
         println!(
             "  run {}: read {}, created {}, updated {}, unchanged {}, deleted {}",
-            run["kind"], run["records_read"], run["records_created"], run["records_updated"],
-            run["records_unchanged"], run["records_deleted"]
+            run["kind"],
+            run["records_read"],
+            run["records_created"],
+            run["records_updated"],
+            run["records_unchanged"],
+            run["records_deleted"]
         );
     }
     let page = unified
-        .get(&format!("/v1/work-orders?cursor={}", crate::cli::urlencode(&cursor)))
+        .get(&format!(
+            "/v1/work-orders?cursor={}",
+            crate::cli::urlencode(&cursor)
+        ))
         .await?;
     println!("  GET /v1/work-orders?cursor=<cursor kept before the change> returns:");
     for record in page["data"].as_array().into_iter().flatten() {
@@ -158,17 +203,32 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     step("Disconnecting Northwind's Houston instance");
     let gone = &instances[2];
-    admin.post(&format!("/v1/connections/{}/disconnect", gone.connection_id), None).await?;
-    let (status, problem) =
-        admin.with_key(&gone.token).raw(Method::GET, "/v1/work-orders", None).await?;
+    admin
+        .post(
+            &format!("/v1/connections/{}/disconnect", gone.connection_id),
+            None,
+        )
+        .await?;
+    let (status, problem) = admin
+        .with_key(&gone.token)
+        .raw(Method::GET, "/v1/work-orders", None)
+        .await?;
     println!("  its token now: {status} {}", problem["code"]);
-    let kept = admin.get(&format!("/v1/connections/{}/work-orders?limit=1000", gone.connection_id)).await?;
+    let kept = admin
+        .get(&format!(
+            "/v1/connections/{}/work-orders?limit=1000",
+            gone.connection_id
+        ))
+        .await?;
     println!(
         "  its data, read with the management key: {} work orders kept",
         kept["data"].as_array().map_or(0, Vec::len)
     );
     let credits = admin.get("/v1/credits").await?;
-    println!("  credits: {} used of {}", credits["used"], credits["total"]);
+    println!(
+        "  credits: {} used of {}",
+        credits["used"], credits["total"]
+    );
 
     step("Try it");
     println!("  management key: {admin_key}");
@@ -178,11 +238,20 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             instance.customer, instance.name, instance.deployment, instance.token
         );
     }
-    println!("  curl -s -H 'Authorization: Bearer {}' '{base}/v1/work-orders?limit=5'", first.token);
-    println!("  curl -s -H 'Authorization: Bearer {}' '{base}/v1/connection'", first.token);
+    println!(
+        "  curl -s -H 'Authorization: Bearer {}' '{base}/v1/work-orders?limit=5'",
+        first.token
+    );
+    println!(
+        "  curl -s -H 'Authorization: Bearer {}' '{base}/v1/connection'",
+        first.token
+    );
     println!("  curl -s -H 'Authorization: Bearer {admin_key}' '{base}/v1/connections'");
     println!("  curl -s -H 'Authorization: Bearer {admin_key}' '{base}/v1/credits'");
-    println!("  sandbox control API: {}/../_sandbox/", first.sandbox.base_url);
+    println!(
+        "  sandbox control API: {}/../_sandbox/",
+        first.sandbox.base_url
+    );
 
     if args.exit {
         server.stop().await;
@@ -202,7 +271,10 @@ fn step(title: &str) {
 async fn latest_cursor(unified: &Client, object: &str) -> anyhow::Result<String> {
     let mut cursor = String::new();
     loop {
-        let path = format!("/v1/{object}?limit=1000&cursor={}", crate::cli::urlencode(&cursor));
+        let path = format!(
+            "/v1/{object}?limit=1000&cursor={}",
+            crate::cli::urlencode(&cursor)
+        );
         let page = unified.get(&path).await?;
         cursor = page["next_cursor"].as_str().unwrap_or_default().to_owned();
         if page["has_more"] != true {
@@ -219,7 +291,10 @@ async fn change_sandbox(sandbox: &RunningSandbox, unified: &Client) -> anyhow::R
     let mut done = Vec::new();
 
     let orders = unified.get("/v1/work-orders?limit=1&status=open").await?;
-    let orders = if orders["data"].as_array().is_some_and(|data| !data.is_empty()) {
+    let orders = if orders["data"]
+        .as_array()
+        .is_some_and(|data| !data.is_empty())
+    {
         orders
     } else {
         unified.get("/v1/work-orders?limit=1").await?
@@ -227,7 +302,11 @@ async fn change_sandbox(sandbox: &RunningSandbox, unified: &Client) -> anyhow::R
     if let Some(order) = orders["data"].as_array().and_then(|data| data.first()) {
         let key = order["remote_id"].as_str().unwrap_or_default();
         let url = format!("{control}/mxapiwodetail/{}", crate::cli::urlencode(key));
-        let response = http.patch(&url).json(&json!({"status": "COMP"})).send().await?;
+        let response = http
+            .patch(&url)
+            .json(&json!({"status": "COMP"}))
+            .send()
+            .await?;
         done.push(format!("completed work order {key}: {}", response.status()));
     }
 
@@ -237,10 +316,17 @@ async fn change_sandbox(sandbox: &RunningSandbox, unified: &Client) -> anyhow::R
         "worktype": "CM",
         "wopriority": 2,
     });
-    let response = http.post(format!("{control}/mxapiwodetail")).json(&new_order).send().await?;
+    let response = http
+        .post(format!("{control}/mxapiwodetail"))
+        .json(&new_order)
+        .send()
+        .await?;
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
-    done.push(format!("created work order {}: {status}", body["wonum"].as_str().unwrap_or("?")));
+    done.push(format!(
+        "created work order {}: {status}",
+        body["wonum"].as_str().unwrap_or("?")
+    ));
 
     let assets = unified.get("/v1/assets?limit=1").await?;
     if let Some(asset) = assets["data"].as_array().and_then(|data| data.first()) {

@@ -57,10 +57,16 @@ impl RunningServer {
 /// Opens the store, loads the keys and starts the API and the scheduler.
 pub async fn start(options: ServeOptions) -> anyhow::Result<RunningServer> {
     std::fs::create_dir_all(&options.data_dir).with_context(|| {
-        format!("cannot create the data directory {}", options.data_dir.display())
+        format!(
+            "cannot create the data directory {}",
+            options.data_dir.display()
+        )
     })?;
     let database_url = options.database_url.clone().unwrap_or_else(|| {
-        format!("sqlite://{}", options.data_dir.join("millrace.db").display())
+        format!(
+            "sqlite://{}",
+            options.data_dir.join("millrace.db").display()
+        )
     });
     let store = Store::open(&database_url)
         .await
@@ -69,9 +75,14 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<RunningServer> {
         .context("cannot load the secret key")?;
 
     let (admin_key_hash, generated_admin_key) = admin_key(&store, options.admin_key).await?;
-    let cursor_secret = store.setting_or_insert("cursor_secret", &random_hex(32)).await?;
+    let cursor_secret = store
+        .setting_or_insert("cursor_secret", &random_hex(32))
+        .await?;
 
-    let engine_config = EngineConfig { credit_pool: options.credit_pool, ..options.engine };
+    let engine_config = EngineConfig {
+        credit_pool: options.credit_pool,
+        ..options.engine
+    };
     let engine = Engine::new(store, crate::registry::registry(), secrets, engine_config);
     let api_config = ApiConfig {
         admin_key_hash,
@@ -79,7 +90,6 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<RunningServer> {
         rate_limit_per_second: options.rate_limit_per_second,
     };
     let app = millrace_api::router(engine.clone(), &api_config);
-
 
     let listener = tokio::net::TcpListener::bind(&options.listen)
         .await
@@ -111,7 +121,10 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<RunningServer> {
 }
 
 /// Returns the management key's hash, and the key itself when it was generated now.
-async fn admin_key(store: &Store, given: Option<String>) -> anyhow::Result<(String, Option<String>)> {
+async fn admin_key(
+    store: &Store,
+    given: Option<String>,
+) -> anyhow::Result<(String, Option<String>)> {
     if let Some(key) = given.filter(|key| !key.trim().is_empty()) {
         return Ok((hash_token(key.trim()), None));
     }
@@ -119,7 +132,9 @@ async fn admin_key(store: &Store, given: Option<String>) -> anyhow::Result<(Stri
         return Ok((hash, None));
     }
     let key = format!("mra_{}", random_hex(32));
-    let stored = store.setting_or_insert("admin_key_hash", &hash_token(&key)).await?;
+    let stored = store
+        .setting_or_insert("admin_key_hash", &hash_token(&key))
+        .await?;
     if stored == hash_token(&key) {
         Ok((stored, Some(key)))
     } else {
@@ -153,8 +168,11 @@ pub fn redact_url(url: &str) -> String {
 /// `MILLRACE_LOG_FORMAT=json` writes JSON lines.
 pub fn init_logging(default_level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if std::env::var("MILLRACE_LOG_FORMAT").is_ok_and(|format| format == "json") {
         builder.json().init();
     } else {
@@ -168,7 +186,10 @@ mod tests {
 
     #[test]
     fn database_passwords_are_redacted() {
-        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact_url("sqlite://data/x.db"), "sqlite://data/x.db");
     }

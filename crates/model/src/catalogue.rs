@@ -47,7 +47,10 @@ impl SystemInfo {
 
     /// Returns the object types this system can be read for.
     pub fn readable_objects(&self) -> impl Iterator<Item = ObjectType> + '_ {
-        self.objects.iter().filter(|support| support.read).map(|support| support.object)
+        self.objects
+            .iter()
+            .filter(|support| support.read)
+            .map(|support| support.object)
     }
 }
 
@@ -61,7 +64,10 @@ pub struct CreditCost {
 impl CreditCost {
     /// Returns the cost of a system of `tier`.
     pub fn for_tier(tier: u32) -> Self {
-        CreditCost { cloud: tier, on_premise: tier * 2 }
+        CreditCost {
+            cloud: tier,
+            on_premise: tier * 2,
+        }
     }
 }
 

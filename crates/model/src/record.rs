@@ -49,6 +49,9 @@ impl Reference {
     /// Builds the reference to a record of `object` with `remote_id` in one connection.
     pub fn new(connection_id: &str, object: ObjectType, remote_id: impl Into<String>) -> Self {
         let remote_id = remote_id.into();
-        Reference { id: ids::record_id(connection_id, object, &remote_id), remote_id }
+        Reference {
+            id: ids::record_id(connection_id, object, &remote_id),
+            remote_id,
+        }
     }
 }

@@ -11,7 +11,11 @@ use sha2::{Digest, Sha256};
 /// not depend on the order the source sent its fields in.
 pub fn content_hash(record: &SourceRecord) -> String {
     let mut hasher = Sha256::new();
-    let times = [record.remote_created_at, record.remote_updated_at, record.remote_deleted_at];
+    let times = [
+        record.remote_created_at,
+        record.remote_updated_at,
+        record.remote_deleted_at,
+    ];
     for time in times {
         let micros = time.map(|time| time.timestamp_micros());
         hasher.update(format!("{micros:?}\u{1f}").as_bytes());

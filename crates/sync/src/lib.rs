@@ -117,6 +117,10 @@ impl Engine {
 
     /// Returns whether this process is running a sync of the connection right now.
     pub fn is_running(&self, connection_id: &str) -> bool {
-        self.inner.running.lock().unwrap().contains_key(connection_id)
+        self.inner
+            .running
+            .lock()
+            .unwrap()
+            .contains_key(connection_id)
     }
 }

@@ -53,7 +53,9 @@ impl Engine {
                 LOOKBACK_DAYS.end()
             )));
         }
-        let interval = request.sync_interval_seconds.unwrap_or(DEFAULT_SYNC_INTERVAL_SECONDS);
+        let interval = request
+            .sync_interval_seconds
+            .unwrap_or(DEFAULT_SYNC_INTERVAL_SECONDS);
         if !SYNC_INTERVAL_SECONDS.contains(&interval) {
             return Err(SyncError::InvalidRequest(format!(
                 "`sync_interval_seconds` must be between {} and {}, not {interval}",
@@ -61,16 +63,20 @@ impl Engine {
                 SYNC_INTERVAL_SECONDS.end()
             )));
         }
-        let connector = self.inner.registry.get(&request.system).ok_or_else(|| {
-            SyncError::UnknownSystem {
-                system: request.system.clone(),
-                known: self.inner.registry.system_ids().join(", "),
-            }
-        })?;
+        let connector =
+            self.inner
+                .registry
+                .get(&request.system)
+                .ok_or_else(|| SyncError::UnknownSystem {
+                    system: request.system.clone(),
+                    known: self.inner.registry.system_ids().join(", "),
+                })?;
         let system = connector.system().clone();
 
         let credentials = Credentials::new(request.credentials);
-        let source = connector.open(&credentials).map_err(SyncError::from_check)?;
+        let source = connector
+            .open(&credentials)
+            .map_err(SyncError::from_check)?;
         let check = tokio::time::timeout(self.inner.config.check_timeout, source.check()).await;
         match check {
             Err(_elapsed) => {
@@ -103,7 +109,11 @@ impl Engine {
             objects: system.readable_objects().collect(),
             created_at: Utc::now(),
         };
-        let connection = self.inner.store.create_connection(new, self.inner.config.credit_pool).await?;
+        let connection = self
+            .inner
+            .store
+            .create_connection(new, self.inner.config.credit_pool)
+            .await?;
         tracing::info!(
             connection_id = %connection.id,
             system = %connection.system,
@@ -165,7 +175,10 @@ impl Engine {
             return Err(SyncError::ConnectionInactive(id.to_owned()));
         }
         let token = new_token();
-        self.inner.store.rotate_token(id, &hash_token(&token)).await?;
+        self.inner
+            .store
+            .rotate_token(id, &hash_token(&token))
+            .await?;
         tracing::info!(connection_id = %id, "connection token rotated");
         Ok(token)
     }

@@ -4,7 +4,9 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use millrace_connector::{ConnectorError, Credentials, PageRequest, Source, SourceRecord};
-use millrace_model::{ids, ConnectionStatus, ObjectKind, ObjectType, RunKind, RunStatus, StreamState};
+use millrace_model::{
+    ids, ConnectionStatus, ObjectKind, ObjectType, RunKind, RunStatus, StreamState,
+};
 use millrace_store::{ApplyStats, Checkpoint, RecordWrite, RunOutcome, StoreError, StreamRow};
 use tokio_util::sync::CancellationToken;
 
@@ -72,7 +74,11 @@ impl Engine {
     /// Runs one sync of a connection this worker has claimed, then releases the lease.
     pub(crate) async fn run_claimed(self, connection_id: String) {
         let cancel = CancellationToken::new();
-        self.inner.running.lock().unwrap().insert(connection_id.clone(), cancel.clone());
+        self.inner
+            .running
+            .lock()
+            .unwrap()
+            .insert(connection_id.clone(), cancel.clone());
 
         if let Err(err) = self.run_connection(&connection_id, &cancel).await {
             tracing::error!(connection_id = %connection_id, error = %err, "sync run failed to start");
@@ -82,12 +88,20 @@ impl Engine {
         let next_sync_at = match self.inner.store.connection(&connection_id).await {
             Ok(Some(connection)) if connection.status == ConnectionStatus::Active => {
                 let interval = ChronoDuration::seconds(connection.sync_interval_seconds.into());
-                Some(if asked_during_run { Utc::now() } else { Utc::now() + interval })
+                Some(if asked_during_run {
+                    Utc::now()
+                } else {
+                    Utc::now() + interval
+                })
             }
             _ => None,
         };
         let worker = &self.inner.worker_id;
-        if let Err(err) = self.inner.store.release_lease(&connection_id, worker, next_sync_at).await
+        if let Err(err) = self
+            .inner
+            .store
+            .release_lease(&connection_id, worker, next_sync_at)
+            .await
         {
             tracing::error!(connection_id = %connection_id, error = %err, "releasing lease failed");
         }
@@ -109,9 +123,14 @@ impl Engine {
             }
         })?;
 
-        store.abandon_runs(id, "the worker running it stopped before it finished").await?;
+        store
+            .abandon_runs(id, "the worker running it stopped before it finished")
+            .await?;
         let streams = store.streams(id).await?;
-        let kind = if streams.iter().any(|stream| stream.last_successful_sync_at.is_none()) {
+        let kind = if streams
+            .iter()
+            .any(|stream| stream.last_successful_sync_at.is_none())
+        {
             RunKind::Initial
         } else {
             RunKind::Incremental
@@ -176,14 +195,22 @@ impl Engine {
                 Err(StreamStop::CredentialsRejected(reason)) => {
                     tracing::warn!(parent: &span, stream = %stream.object, reason = %reason, "source rejected the credentials");
                     store.set_reauth_required(id, &reason).await?;
-                    errors.push(format!("{}: the source rejected the credentials: {reason}", stream.object));
+                    errors.push(format!(
+                        "{}: the source rejected the credentials: {reason}",
+                        stream.object
+                    ));
                     status = RunStatus::Failed;
                     break;
                 }
                 Err(StreamStop::Failed(message)) => {
                     tracing::warn!(parent: &span, stream = %stream.object, error = %message, "stream failed");
                     store
-                        .set_stream_state(id, stream.object, StreamState::Failed, Some(Some(&message)))
+                        .set_stream_state(
+                            id,
+                            stream.object,
+                            StreamState::Failed,
+                            Some(Some(&message)),
+                        )
                         .await?;
                     errors.push(format!("{}: {message}", stream.object));
                     status = RunStatus::Failed;
@@ -192,7 +219,9 @@ impl Engine {
         }
 
         let error = (!errors.is_empty()).then(|| errors.join("; "));
-        store.finish_run(&run_id, &outcome(status, &totals, error)).await?;
+        store
+            .finish_run(&run_id, &outcome(status, &totals, error))
+            .await?;
         tracing::info!(
             parent: &span,
             status = %status,
@@ -212,7 +241,12 @@ impl Engine {
         id: &str,
         connector: &dyn millrace_connector::Connector,
     ) -> Result<Box<dyn Source>, String> {
-        let sealed = self.inner.store.sealed_credentials(id).await.map_err(|err| err.to_string())?;
+        let sealed = self
+            .inner
+            .store
+            .sealed_credentials(id)
+            .await
+            .map_err(|err| err.to_string())?;
         let plaintext = self
             .inner
             .secrets
@@ -235,7 +269,9 @@ impl Engine {
         let id = scope.connection_id;
         let object = stream.object;
         let mut read = self.plan_read(scope, stream);
-        store.set_stream_state(id, object, StreamState::Running, None).await?;
+        store
+            .set_stream_state(id, object, StreamState::Running, None)
+            .await?;
 
         loop {
             self.keep_claim(scope).await?;
@@ -252,7 +288,11 @@ impl Engine {
             };
 
             let writes = to_writes(id, object, &page.records);
-            let page_newest = page.records.iter().filter_map(|record| record.remote_updated_at).max();
+            let page_newest = page
+                .records
+                .iter()
+                .filter_map(|record| record.remote_updated_at)
+                .max();
             read.max_seen = read.max_seen.max(page_newest);
             read.records_read += page.records.len() as u64;
             read.pages_read += 1;
@@ -261,7 +301,9 @@ impl Engine {
             read.records_expected = page.total.or(read.records_expected);
 
             let checkpoint = read.checkpoint(scope);
-            let stats = store.apply_page(id, object, &writes, &checkpoint, Utc::now()).await?;
+            let stats = store
+                .apply_page(id, object, &writes, &checkpoint, Utc::now())
+                .await?;
             totals.add(page.records.len() as u64, stats);
             if page.next_page.is_none() {
                 break;
@@ -280,7 +322,9 @@ impl Engine {
         }
 
         let watermark = stream.watermark.max(read.max_seen);
-        store.complete_stream(id, object, watermark, Utc::now()).await?;
+        store
+            .complete_stream(id, object, watermark, Utc::now())
+            .await?;
         Ok(warning)
     }
 
@@ -289,8 +333,16 @@ impl Engine {
         if let Some(checkpoint) = &stream.checkpoint {
             let resume_at_newest = checkpoint.ordered_by_change && checkpoint.max_seen.is_some();
             return ReadState {
-                since: if resume_at_newest { checkpoint.max_seen } else { checkpoint.since },
-                next_page: if resume_at_newest { None } else { checkpoint.next_page.clone() },
+                since: if resume_at_newest {
+                    checkpoint.max_seen
+                } else {
+                    checkpoint.since
+                },
+                next_page: if resume_at_newest {
+                    None
+                } else {
+                    checkpoint.next_page.clone()
+                },
                 ordered_by_change: checkpoint.ordered_by_change,
                 max_seen: checkpoint.max_seen,
                 records_read: checkpoint.records_read,
@@ -310,7 +362,10 @@ impl Engine {
                 }
             },
         };
-        ReadState { since, ..ReadState::default() }
+        ReadState {
+            since,
+            ..ReadState::default()
+        }
     }
 
     /// Renews the lease and checks for cancellation before each page.
@@ -318,7 +373,8 @@ impl Engine {
         if scope.cancel.is_cancelled() {
             return Err(StreamStop::Cancelled);
         }
-        let until = Utc::now() + ChronoDuration::from_std(self.inner.config.lease).unwrap_or_default();
+        let until =
+            Utc::now() + ChronoDuration::from_std(self.inner.config.lease).unwrap_or_default();
         let held = self
             .inner
             .store
@@ -362,15 +418,21 @@ impl Engine {
 
         let store = &self.inner.store;
         let stored = store.live_remote_ids(scope.connection_id, object).await?;
-        let vanished: Vec<String> =
-            stored.into_iter().filter(|remote_id| !remote_ids.contains(remote_id)).collect();
+        let vanished: Vec<String> = stored
+            .into_iter()
+            .filter(|remote_id| !remote_ids.contains(remote_id))
+            .collect();
         let now = Utc::now();
         let deleted = if vanished.is_empty() {
             0
         } else {
-            store.mark_remote_deleted(scope.connection_id, object, &vanished, now).await?
+            store
+                .mark_remote_deleted(scope.connection_id, object, &vanished, now)
+                .await?
         };
-        store.set_reconciled(scope.connection_id, object, now).await?;
+        store
+            .set_reconciled(scope.connection_id, object, now)
+            .await?;
         if deleted > 0 {
             tracing::info!(connection_id = %scope.connection_id, stream = %object, deleted, "reconciliation found deletions");
         }
@@ -407,7 +469,11 @@ impl ReadState {
 }
 
 /// Turns a page into store writes, keeping the last copy when a page repeats a record.
-fn to_writes(connection_id: &str, object: ObjectType, records: &[SourceRecord]) -> Vec<RecordWrite> {
+fn to_writes(
+    connection_id: &str,
+    object: ObjectType,
+    records: &[SourceRecord],
+) -> Vec<RecordWrite> {
     let mut position: HashMap<&str, usize> = HashMap::with_capacity(records.len());
     let mut writes: Vec<RecordWrite> = Vec::with_capacity(records.len());
     for record in records {

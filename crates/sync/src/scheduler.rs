@@ -19,8 +19,14 @@ impl Engine {
             }
         }
 
-        let running: Vec<CancellationToken> =
-            self.inner.running.lock().unwrap().values().cloned().collect();
+        let running: Vec<CancellationToken> = self
+            .inner
+            .running
+            .lock()
+            .unwrap()
+            .values()
+            .cloned()
+            .collect();
         for cancel in running {
             cancel.cancel();
         }
@@ -40,7 +46,8 @@ impl Engine {
             return;
         }
         let now = Utc::now();
-        let lease_until = now + ChronoDuration::from_std(self.inner.config.lease).unwrap_or_default();
+        let lease_until =
+            now + ChronoDuration::from_std(self.inner.config.lease).unwrap_or_default();
         let claimed = self
             .inner
             .store
