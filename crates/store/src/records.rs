@@ -5,15 +5,17 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 use millrace_model::ObjectType;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use crate::convert::{json, micros, opt_micros, opt_time, time};
-use crate::schema::json_text_at;
-use crate::{ApplyStats, Checkpoint, RecordQuery, RecordWrite, Store, StoreError, StoredRecord};
+use crate::schema::{json_text_at, Placeholders};
+use crate::{
+    ApplyStats, Backend, Checkpoint, RecordQuery, RecordWrite, Store, StoreError, StoredRecord,
+};
 
-/// Rows per multi-row upsert: 10 parameters each, well under SQLite's 32766 and PostgreSQL's
+/// Rows per multi-row upsert: 14 parameters each, well under SQLite's 32766 and PostgreSQL's
 /// 65535 parameters per statement.
 const UPSERT_BATCH: usize = 1000;
 
@@ -48,7 +50,7 @@ impl Store {
         let last_seq = lock_active(&mut tx, connection_id).await?;
 
         let remote_ids: Vec<&str> = records.iter().map(|r| r.remote_id.as_str()).collect();
-        let mut known = existing(&mut tx, connection_id, object, &remote_ids).await?;
+        let mut known = existing(self.backend, &mut tx, connection_id, object, &remote_ids).await?;
 
         // Classify in page order; a remote id seen twice in one page compares with its
         // earlier version, and only its last version is written (with the higher seq).
@@ -91,7 +93,15 @@ impl Store {
         latest.reverse();
 
         for batch in latest.chunks(UPSERT_BATCH) {
-            upsert(&mut tx, connection_id, object, batch, micros(at)).await?;
+            upsert(
+                self.backend,
+                &mut tx,
+                connection_id,
+                object,
+                batch,
+                micros(at),
+            )
+            .await?;
         }
         if seq != last_seq {
             sqlx::query("UPDATE connections SET change_seq = $2 WHERE id = $1")
@@ -151,7 +161,7 @@ impl Store {
         let last_seq = lock_active(&mut tx, connection_id).await?;
 
         let ids: Vec<&str> = remote_ids.iter().map(String::as_str).collect();
-        let known = existing(&mut tx, connection_id, object, &ids).await?;
+        let known = existing(self.backend, &mut tx, connection_id, object, &ids).await?;
         let mut marked = HashSet::new();
         let mut seq = last_seq;
         for remote_id in ids {
@@ -333,6 +343,7 @@ async fn lock_active(
 
 /// Fetches the stored hash and liveness of the given records, by remote id.
 async fn existing<'a>(
+    backend: Backend,
     tx: &mut Transaction<'static, Any>,
     connection_id: &str,
     object: ObjectType,
@@ -341,13 +352,16 @@ async fn existing<'a>(
     let mut found = HashMap::with_capacity(remote_ids.len());
     let wanted: HashMap<&str, &'a str> = remote_ids.iter().map(|id| (*id, *id)).collect();
     for batch in remote_ids.chunks(LOOKUP_BATCH) {
-        let placeholders = (0..batch.len())
-            .map(|i| format!("${}", i + 3))
+        let mut params = Placeholders::new(backend);
+        let (connection_param, object_param) = (params.next(), params.next());
+        let ids = (0..batch.len())
+            .map(|_| params.next())
             .collect::<Vec<_>>()
             .join(", ");
         let sql = format!(
             "SELECT remote_id, content_hash, remote_deleted_at FROM records \
-             WHERE connection_id = $1 AND object = $2 AND remote_id IN ({placeholders})"
+             WHERE connection_id = {connection_param} AND object = {object_param} \
+             AND remote_id IN ({ids})"
         );
         let mut query = sqlx::query(&sql).bind(connection_id).bind(object.slug());
         for remote_id in batch {
@@ -373,29 +387,26 @@ async fn existing<'a>(
 
 /// Inserts or replaces a batch of changed records with one statement.
 async fn upsert(
+    backend: Backend,
     tx: &mut Transaction<'static, Any>,
     connection_id: &str,
     object: ObjectType,
     batch: &[(&RecordWrite, i64)],
     at: i64,
 ) -> Result<(), StoreError> {
-    const PER_ROW: usize = 10;
-    let mut sql = String::with_capacity(400 + batch.len() * 64);
+    let mut params = Placeholders::new(backend);
+    let mut sql = String::with_capacity(600 + batch.len() * 80);
     sql.push_str(
         "INSERT INTO records (connection_id, object, created_at, modified_at, remote_id, id, \
          seq, content_hash, remote_created_at, remote_updated_at, remote_deleted_at, fields, \
          custom_fields, remote_data) VALUES ",
     );
     for row in 0..batch.len() {
-        let first = 4 + row * PER_ROW;
         if row > 0 {
             sql.push_str(", ");
         }
-        sql.push_str("($1, $2, $3, $3");
-        for param in first..first + PER_ROW {
-            let _ = write!(sql, ", ${param}");
-        }
-        sql.push(')');
+        let values: Vec<String> = (0..14).map(|_| params.next()).collect();
+        let _ = write!(sql, "({})", values.join(", "));
     }
     sql.push_str(
         " ON CONFLICT (connection_id, object, remote_id) DO UPDATE SET id = excluded.id, \
@@ -405,24 +416,24 @@ async fn upsert(
          remote_deleted_at = excluded.remote_deleted_at, fields = excluded.fields, \
          custom_fields = excluded.custom_fields, remote_data = excluded.remote_data",
     );
-
     let json_texts: Vec<[String; 3]> = batch
         .iter()
         .map(|(record, _)| {
             [
-                Value::Object(record.fields.clone()).to_string(),
-                Value::Object(record.custom_fields.clone()).to_string(),
+                json_text(&record.fields),
+                json_text(&record.custom_fields),
                 record.remote_data.to_string(),
             ]
         })
         .collect();
 
-    let mut query = sqlx::query(&sql)
-        .bind(connection_id)
-        .bind(object.slug())
-        .bind(at);
+    let mut query = sqlx::query(&sql);
     for ((record, seq), [fields, custom_fields, remote_data]) in batch.iter().zip(&json_texts) {
         query = query
+            .bind(connection_id)
+            .bind(object.slug())
+            .bind(at)
+            .bind(at)
             .bind(record.remote_id.as_str())
             .bind(record.id.as_str())
             .bind(*seq)
@@ -436,6 +447,10 @@ async fn upsert(
     }
     query.execute(&mut **tx).await?;
     Ok(())
+}
+
+fn json_text(map: &Map<String, Value>) -> String {
+    serde_json::to_string(map).expect("a JSON map always serialises")
 }
 
 fn record_columns(include_remote_data: bool) -> &'static str {

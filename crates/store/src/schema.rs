@@ -126,6 +126,17 @@ async fn open_sqlite(rest: &str) -> Result<Pools, StoreError> {
 /// PostgreSQL: one pool for both; row locks order the writers.
 async fn open_postgres(url: &str) -> Result<Pools, StoreError> {
     let pool = AnyPoolOptions::new()
+        // A cached generic plan is chosen once, often while a table is still nearly empty
+        // (a new connection's first pages), and then kept while the table grows: a lookup of
+        // a page's remote ids became a sequential scan. Planning each execution with its
+        // parameters costs far less than that.
+        .after_connect(|conn, _meta| {
+            Box::pin(async move {
+                conn.execute("SET plan_cache_mode = force_custom_plan")
+                    .await?;
+                Ok(())
+            })
+        })
         .max_connections(10)
         .acquire_timeout(Duration::from_secs(30))
         .connect(url)
@@ -187,6 +198,31 @@ pub(crate) async fn begin_write(
     Ok(tx)
 }
 
+/// Numbers the parameters of a statement whose parameters each appear once, in binding order.
+///
+/// Statements are written with `$N` everywhere else; but SQLite looks a `$N` up by a linear
+/// scan of the statement's named parameters, so a multi-row statement with thousands of them
+/// spends most of its time binding. Its anonymous `?` needs no lookup.
+pub(crate) struct Placeholders {
+    backend: Backend,
+    count: usize,
+}
+
+impl Placeholders {
+    pub(crate) fn new(backend: Backend) -> Placeholders {
+        Placeholders { backend, count: 0 }
+    }
+
+    /// Returns the next parameter's placeholder.
+    pub(crate) fn next(&mut self) -> String {
+        self.count += 1;
+        match self.backend {
+            Backend::Sqlite => "?".to_owned(),
+            Backend::Postgres => format!("${}", self.count),
+        }
+    }
+}
+
 /// Returns the SQL expression, as text, of the JSON value at a path of the `fields` column.
 ///
 /// The path itself is bound as parameters starting at `first_param` (so nothing from the path
@@ -234,6 +270,14 @@ mod tests {
             "mysql://***@host/db"
         );
         assert_eq!(redact_url("mongodb://host/db"), "mongodb://host/db");
+    }
+
+    #[test]
+    fn placeholders_follow_the_dialect() {
+        let mut sqlite = Placeholders::new(Backend::Sqlite);
+        let mut postgres = Placeholders::new(Backend::Postgres);
+        assert_eq!([sqlite.next(), sqlite.next()], ["?", "?"]);
+        assert_eq!([postgres.next(), postgres.next()], ["$1", "$2"]);
     }
 
     #[test]

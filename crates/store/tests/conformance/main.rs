@@ -123,6 +123,7 @@ conformance! {
     connections::reopening_keeps_schema_and_data,
     connections::sealed_credentials_round_trip,
     records::apply_page_creates_updates_and_skips_unchanged,
+    records::apply_page_splits_large_pages_into_batches,
     records::apply_page_keeps_the_last_duplicate_of_a_page,
     records::apply_page_after_disconnect_stores_nothing,
     records::checkpoints_round_trip_until_the_stream_completes,

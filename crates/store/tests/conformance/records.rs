@@ -118,6 +118,36 @@ pub async fn apply_page_creates_updates_and_skips_unchanged(ctx: Ctx) {
     );
 }
 
+pub async fn apply_page_splits_large_pages_into_batches(ctx: Ctx) {
+    let store = &ctx.store;
+    create(store, "c1").await;
+    let page: Vec<_> = (0..2100)
+        .map(|i| asset("c1", &format!("A{i:05}"), "h1", json!({ "n": i })))
+        .collect();
+    let stats = store
+        .apply_page("c1", ASSETS, &page, &checkpoint("r1", 2100), t(10))
+        .await;
+    assert_eq!(stats.unwrap().created, 2100);
+    let query = RecordQuery {
+        limit: 5000,
+        ..Default::default()
+    };
+    let records = store.list_records("c1", ASSETS, &query).await.unwrap();
+    let expected: Vec<(String, i64)> = (0..2100)
+        .map(|i| (format!("A{i:05}"), i64::from(i) + 1))
+        .collect();
+    assert!(
+        seqs(&records) == expected,
+        "one seq each, in page order, across batches"
+    );
+    assert_eq!(assets_stream(store, "c1").await.record_count, 2100);
+
+    let again = store
+        .apply_page("c1", ASSETS, &page, &checkpoint("r2", 2100), t(20))
+        .await;
+    assert_eq!(again.unwrap().unchanged, 2100);
+}
+
 pub async fn apply_page_keeps_the_last_duplicate_of_a_page(ctx: Ctx) {
     let store = &ctx.store;
     create(store, "c1").await;
