@@ -2,8 +2,15 @@
 //!
 //! One implementation over `sqlx`'s `Any` driver serves both backends: an embedded SQLite file
 //! (the default) and PostgreSQL. Every query is written once, with `$N` parameters, which both
-//! accept; the few places the dialects differ go through [`Backend`]. Times are stored as
+//! accept; the few places the dialects differ go through [`Backend`] (the DDL, JSON paths, row
+//! locks, and the placeholders of the multi-row statements of `apply_page`). Times are stored as
 //! microseconds since the Unix epoch (`BIGINT`), JSON as text.
+//!
+//! Layout: `schema` opens the pools and migrates (SQL files under `migrations/`, one folder per
+//! backend); `connections` holds connections, tokens, credits and settings; `schedule` the
+//! claims and leases; `runs` stream state and run history; `records` the pages of records.
+//! On SQLite all writes go through one connection (writers queue in-process) and reads through
+//! a small pool of read-only connections; on PostgreSQL row locks order the writers.
 //!
 //! Invariants the rest of Millrace relies on:
 //! - a page of records and its stream checkpoint commit in one transaction;

@@ -350,7 +350,8 @@ async fn existing<'a>(
     remote_ids: &[&'a str],
 ) -> Result<HashMap<&'a str, Existing>, StoreError> {
     let mut found = HashMap::with_capacity(remote_ids.len());
-    let wanted: HashMap<&str, &'a str> = remote_ids.iter().map(|id| (*id, *id)).collect();
+    // Keys borrow from the caller's records rather than from the fetched rows.
+    let wanted: HashSet<&'a str> = remote_ids.iter().copied().collect();
     for batch in remote_ids.chunks(LOOKUP_BATCH) {
         let mut params = Placeholders::new(backend);
         let (connection_param, object_param) = (params.next(), params.next());
