@@ -1,5 +1,5 @@
 //! The HTTP API: the unified endpoints (connection tokens), the management endpoints (the
-//! operator's key), the OpenAPI document with its reference page, and health probes.
+//! operator's key), the OpenAPI document with its reference page, health probes and Prometheus metrics.
 //!
 //! Only this crate knows HTTP. Handlers translate requests into engine and store calls and
 //! never talk to a source; every error leaves through [`problem::ApiError`], the one place
@@ -44,6 +44,7 @@ pub struct AppState {
     pub(crate) admin_key_hash: Arc<String>,
     pub(crate) cursors: Arc<CursorCodec>,
     pub(crate) limiter: Arc<Limiter>,
+    pub(crate) metrics: Arc<ops::HttpMetrics>,
 }
 
 /// Builds the whole application router.
@@ -53,6 +54,7 @@ pub fn router(engine: Engine, config: &ApiConfig) -> Router {
         admin_key_hash: Arc::new(config.admin_key_hash.clone()),
         cursors: Arc::new(CursorCodec::new(&config.cursor_secret)),
         limiter: Arc::new(Limiter::new(config.rate_limit_per_second)),
+        metrics: Arc::new(ops::HttpMetrics::new()),
     };
     let request_id = HeaderName::from_static("x-request-id");
 
@@ -85,8 +87,13 @@ pub fn router(engine: Engine, config: &ApiConfig) -> Router {
         .route("/docs", get(openapi::reference_page))
         .route("/healthz", get(ops::health))
         .route("/readyz", get(ops::ready))
+        .route("/metrics", get(ops::metrics))
         .fallback(problem::no_such_route)
         .method_not_allowed_fallback(problem::no_such_route)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ops::count_requests,
+        ))
         .with_state(state)
         .layer(axum::middleware::from_fn(problem::attach_request_id))
         .layer(

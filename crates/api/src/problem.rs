@@ -62,7 +62,7 @@ impl ApiError {
 /// The JSON body of a problem response.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Problem {
-    /// A URI naming the problem type; `about:blank` plus `code` for Millrace's problems.
+    /// Always `about:blank`: the problem is named by the HTTP status and `code`.
     #[serde(rename = "type")]
     pub problem_type: String,
     pub title: String,
@@ -103,7 +103,7 @@ pub async fn attach_request_id(request: Request, next: Next) -> Response {
     };
 
     let problem = Problem {
-        problem_type: format!("https://millrace.dev/problems/{}", error.code),
+        problem_type: "about:blank".to_owned(),
         title: error.title().to_owned(),
         status: error.status.as_u16(),
         code: error.code.to_owned(),
