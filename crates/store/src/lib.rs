@@ -204,6 +204,20 @@ pub struct RunOutcome {
     pub error: Option<String>,
 }
 
+/// How a store connects.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Connections of the pool: on PostgreSQL the one pool, on SQLite the read-only pool
+    /// (SQLite always writes through a single connection).
+    pub max_connections: u32,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { max_connections: 8 }
+    }
+}
+
 /// A handle to the database; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -227,7 +241,12 @@ impl Store {
     ///
     /// `url` is `sqlite://PATH` (created with its parent folders) or `postgres://...`.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
-        let pools = schema::open(url).await?;
+        Store::open_with(url, &StoreOptions::default()).await
+    }
+
+    /// Like [`Store::open`], with connection pool settings.
+    pub async fn open_with(url: &str, options: &StoreOptions) -> Result<Store, StoreError> {
+        let pools = schema::open(url, options).await?;
         tracing::debug!(backend = ?pools.backend, "store opened");
         Ok(Store {
             backend: pools.backend,

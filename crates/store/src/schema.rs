@@ -7,7 +7,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::AnyPool;
 use sqlx::{Executor, Row};
 
-use crate::{Backend, StoreError};
+use crate::{Backend, StoreError, StoreOptions};
 
 /// Each migration is applied once, in version order, inside its own transaction.
 const SQLITE_MIGRATIONS: &[(i64, &str)] =
@@ -29,13 +29,13 @@ pub(crate) struct Pools {
 }
 
 /// Opens the pools for `url` and brings the schema up to date.
-pub(crate) async fn open(url: &str) -> Result<Pools, StoreError> {
+pub(crate) async fn open(url: &str, options: &StoreOptions) -> Result<Pools, StoreError> {
     sqlx::any::install_default_drivers();
 
     let pools = if let Some(rest) = strip_prefix_any(url, &["sqlite://", "sqlite:"]) {
-        open_sqlite(rest).await?
+        open_sqlite(rest, options).await?
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        open_postgres(url).await?
+        open_postgres(url, options).await?
     } else {
         return Err(StoreError::UnsupportedUrl(redact_url(url)));
     };
@@ -60,7 +60,7 @@ fn redact_url(url: &str) -> String {
 
 /// SQLite: one write connection, so writers queue in-process instead of meeting `SQLITE_BUSY`,
 /// and a few read-only connections that WAL lets run beside it.
-async fn open_sqlite(rest: &str) -> Result<Pools, StoreError> {
+async fn open_sqlite(rest: &str, options: &StoreOptions) -> Result<Pools, StoreError> {
     let (path, _query) = rest.split_once('?').unwrap_or((rest, ""));
     let in_memory = path.is_empty() || path == ":memory:";
 
@@ -113,7 +113,7 @@ async fn open_sqlite(rest: &str) -> Result<Pools, StoreError> {
     write.execute("PRAGMA journal_mode = WAL").await?;
 
     let read = setup(AnyPoolOptions::new())
-        .max_connections(4)
+        .max_connections(options.max_connections.max(1))
         .connect(&format!("sqlite://{path}?mode=ro"))
         .await?;
     Ok(Pools {
@@ -124,7 +124,7 @@ async fn open_sqlite(rest: &str) -> Result<Pools, StoreError> {
 }
 
 /// PostgreSQL: one pool for both; row locks order the writers.
-async fn open_postgres(url: &str) -> Result<Pools, StoreError> {
+async fn open_postgres(url: &str, options: &StoreOptions) -> Result<Pools, StoreError> {
     let pool = AnyPoolOptions::new()
         // A cached generic plan is chosen once, often while a table is still nearly empty
         // (a new connection's first pages), and then kept while the table grows: a lookup of
@@ -137,7 +137,7 @@ async fn open_postgres(url: &str) -> Result<Pools, StoreError> {
                 Ok(())
             })
         })
-        .max_connections(10)
+        .max_connections(options.max_connections.max(1))
         .acquire_timeout(Duration::from_secs(30))
         .connect(url)
         .await?;

@@ -12,7 +12,7 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 use millrace_model::{Deployment, ObjectType, RunKind};
-use millrace_store::{Checkpoint, NewConnection, RecordWrite, Store};
+use millrace_store::{Checkpoint, NewConnection, RecordWrite, Store, StoreOptions};
 use serde_json::{json, Map, Value};
 use sqlx::{Connection as _, Executor as _};
 
@@ -66,7 +66,9 @@ where
 
             let separator = if admin_url.contains('?') { '&' } else { '?' };
             let url = format!("{admin_url}{separator}options=-c%20search_path%3D{schema}");
-            let store = Store::open(&url).await.unwrap();
+            // Small pools, so that many tests in parallel stay under the server's connection cap.
+            let options = StoreOptions { max_connections: 3 };
+            let store = Store::open_with(&url, &options).await.unwrap();
             let outcome = tokio::spawn(test(Ctx {
                 store: store.clone(),
                 url,
