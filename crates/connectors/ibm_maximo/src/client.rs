@@ -21,6 +21,7 @@ use millrace_model::ObjectType;
 use serde_json::Value;
 use url::Url;
 
+use crate::listing::{second_of, Listing};
 use crate::mapping::{self, MapContext};
 
 /// One object structure the connector reads, and how.
@@ -30,8 +31,8 @@ pub struct Structure {
     pub name: &'static str,
     /// The attributes asked for with `oslc.select`.
     pub select: &'static str,
-    /// The attribute that records the last change; `None` when there is none to filter on.
-    pub change_attr: Option<&'static str>,
+    /// The attribute that records the last change, which listings are keyset-paged on.
+    pub change_attr: &'static str,
     /// Attributes whose values, joined by `/`, form the remote id.
     pub key_attrs: &'static [&'static str],
     /// A condition every listing of the structure carries (e.g. top-level work orders only).
@@ -44,7 +45,7 @@ pub const STRUCTURES: &[Structure] = &[
         object: ObjectType::Sites,
         name: "mxapisite",
         select: "siteid,orgid,siteuid,description,active,changedate,changeby",
-        change_attr: Some("changedate"),
+        change_attr: "changedate",
         key_attrs: &["siteid"],
         condition: None,
     },
@@ -53,7 +54,7 @@ pub const STRUCTURES: &[Structure] = &[
         name: "mxapilocations",
         select: "location,siteid,orgid,locationsid,description,type,status,status_maxvalue,\
                  parent,latitudey,longitudex,changedate,changeby",
-        change_attr: Some("changedate"),
+        change_attr: "changedate",
         key_attrs: &["siteid", "location"],
         condition: None,
     },
@@ -63,7 +64,7 @@ pub const STRUCTURES: &[Structure] = &[
         select: "assetnum,siteid,orgid,assetuid,assettag,description,assettype,manufacturer,\
                  vendor,serialnum,status,status_maxvalue,location,parent,installdate,priority,\
                  isrunning,changedate,changeby",
-        change_attr: Some("changedate"),
+        change_attr: "changedate",
         key_attrs: &["siteid", "assetnum"],
         condition: None,
     },
@@ -76,7 +77,7 @@ pub const STRUCTURES: &[Structure] = &[
                  actfinish,estdur,esttotalcost,acttotalcost,lead,supervisor,failurecode,\
                  problemcode,changedate,changeby,\
                  woactivity{taskid,wonum,description,status,status_maxvalue,estdur,actlabhrs}",
-        change_attr: Some("changedate"),
+        change_attr: "changedate",
         key_attrs: &["siteid", "wonum"],
         condition: Some("istask=0"),
     },
@@ -87,7 +88,7 @@ pub const STRUCTURES: &[Structure] = &[
                  status,status_maxvalue,statusdate,reportedpriority,internalpriority,reportedby,\
                  reportdate,affecteddate,assetnum,assetsiteid,location,actualfinish,\
                  externalrecid,changedate,changeby",
-        change_attr: Some("changedate"),
+        change_attr: "changedate",
         key_attrs: &["ticketid"],
         condition: None,
     },
@@ -96,7 +97,7 @@ pub const STRUCTURES: &[Structure] = &[
         name: "mxapiitem",
         select: "itemnum,itemsetid,itemid,description,status,status_maxvalue,orderunit,\
                  issueunit,rotating,itemtype,commoditygroup,changedate,changeby",
-        change_attr: Some("changedate"),
+        change_attr: "changedate",
         key_attrs: &["itemsetid", "itemnum"],
         condition: None,
     },
@@ -107,7 +108,7 @@ pub const STRUCTURES: &[Structure] = &[
                  statusdate,vendor,orderdate,requireddate,totalcost,currencycode,purchaseagent,\
                  changedate,changeby,poline{polinenum,itemnum,itemsetid,description,orderqty,\
                  receivedqty,orderunit,unitcost,linecost,refwo}",
-        change_attr: Some("changedate"),
+        change_attr: "changedate",
         key_attrs: &["siteid", "ponum", "revisionnum"],
         condition: None,
     },
@@ -116,7 +117,7 @@ pub const STRUCTURES: &[Structure] = &[
         name: "mxapivendor",
         select: "company,orgid,companiesid,name,type,disabled,currencycode,homepage,phone,\
                  address1,address2,address3,address4,changedate,changeby",
-        change_attr: Some("changedate"),
+        change_attr: "changedate",
         key_attrs: &["orgid", "company"],
         condition: None,
     },
@@ -125,7 +126,7 @@ pub const STRUCTURES: &[Structure] = &[
         name: "mxapiperson",
         select: "personid,personuid,displayname,firstname,lastname,title,department,\
                  primaryemail,primaryphone,status,status_maxvalue,locationsite,changedate",
-        change_attr: Some("changedate"),
+        change_attr: "changedate",
         key_attrs: &["personid"],
         condition: None,
     },
@@ -134,7 +135,7 @@ pub const STRUCTURES: &[Structure] = &[
         name: "mxapiassetmeter",
         select: "assetnum,siteid,metername,assetmeterid,metertype,measureunitid,active,\
                  lastreading,lastreadingdate,changedate",
-        change_attr: Some("changedate"),
+        change_attr: "changedate",
         key_attrs: &["siteid", "assetnum", "metername"],
         condition: None,
     },
@@ -143,7 +144,7 @@ pub const STRUCTURES: &[Structure] = &[
         name: "mxapimeterreading",
         select: "meterreadingid,assetnum,siteid,metername,reading,readingdate,enterdate,\
                  enterby,inspector,readingsource,remarks",
-        change_attr: Some("enterdate"),
+        change_attr: "enterdate",
         key_attrs: &["meterreadingid"],
         condition: None,
     },
@@ -336,7 +337,8 @@ impl MaximoSource {
     fn conditions(structure: &Structure, since: Option<DateTime<Utc>>) -> Vec<String> {
         let mut conditions: Vec<String> =
             structure.condition.iter().map(|c| c.to_string()).collect();
-        if let (Some(since), Some(attr)) = (since, structure.change_attr) {
+        if let Some(since) = since {
+            let attr = structure.change_attr;
             conditions.push(format!("{attr}>=\"{}\"", where_literal(since)));
         }
         conditions
@@ -388,6 +390,143 @@ impl MaximoSource {
         Ok(stock)
     }
 
+    /// Reads one page of a change-ordered listing of `structure` (see [`crate::listing`]).
+    /// Returns the members to deliver, where the listing goes on, and the expected total when
+    /// this page knows it.
+    async fn read_listing(
+        &self,
+        structure: &Structure,
+        request: &PageRequest,
+    ) -> Result<(Vec<Value>, Option<Listing>, Option<u64>), ConnectorError> {
+        let attr = structure.change_attr;
+        let keys: String = structure
+            .key_attrs
+            .iter()
+            .map(|key| format!(",+{key}"))
+            .collect();
+        let by_change = format!("+{attr}{keys}");
+        let by_key = keys.trim_start_matches(',').to_owned();
+        let url = self.collection_url(structure.name);
+        let with_condition = |terms: Vec<String>| -> Vec<String> {
+            structure
+                .condition
+                .iter()
+                .map(|condition| condition.to_string())
+                .chain(terms)
+                .collect()
+        };
+
+        match Listing::resume(request.page.as_deref(), request.since)? {
+            Listing::Nulls { href, nulls } => {
+                let first = href.is_none();
+                let body = match href {
+                    Some(href) => self.follow(&href).await?,
+                    None => {
+                        let query = ListingQuery {
+                            select: structure.select,
+                            conditions: with_condition(vec![format!("{attr}!=\"*\"")]),
+                            order: &by_key,
+                            page_size: request.page_size,
+                            stable: true,
+                            count: true,
+                        };
+                        self.get(&url, &query.params()).await?
+                    }
+                };
+                let page = Collection::read(&body)?;
+                let nulls = if first {
+                    page.total.unwrap_or(0)
+                } else {
+                    nulls
+                };
+                // A record that gained a change time since the list was fixed now lies in the
+                // keyset range read next; delivering it here would push the newest time seen
+                // past records not yet read.
+                let members = page
+                    .members
+                    .into_iter()
+                    .filter(|member| member.get(attr).is_none_or(Value::is_null))
+                    .collect();
+                let next = match page.next {
+                    Some(href) => Listing::Nulls {
+                        href: Some(href),
+                        nulls,
+                    },
+                    None => Listing::Changed {
+                        from: None,
+                        count_plus: Some(nulls),
+                    },
+                };
+                Ok((members, Some(next), first.then_some(nulls)))
+            }
+
+            Listing::Changed { from, count_plus } => {
+                let term = match from {
+                    Some(from) => format!("{attr}>=\"{}\"", where_literal(from)),
+                    None => format!("{attr}=\"*\""),
+                };
+                let query = ListingQuery {
+                    select: structure.select,
+                    conditions: with_condition(vec![term]),
+                    order: &by_change,
+                    page_size: request.page_size,
+                    stable: false,
+                    count: count_plus.is_some(),
+                };
+                let page = Collection::read(&self.get(&url, &query.params()).await?)?;
+                let times = page
+                    .members
+                    .iter()
+                    .map(|member| {
+                        change_time(member, attr).ok_or_else(|| {
+                            ConnectorError::Malformed(format!(
+                                "a {} member selected by its {attr} has no readable {attr}: {member}",
+                                structure.name
+                            ))
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let next = Listing::after_changed(&times, page.next.is_some());
+                let total = count_plus.zip(page.total).map(|(plus, count)| plus + count);
+                Ok((page.members, next, total))
+            }
+
+            Listing::Second { second, href } => {
+                let body = match href {
+                    Some(href) => self.follow(&href).await?,
+                    None => {
+                        let until = second + chrono::Duration::seconds(1);
+                        let query = ListingQuery {
+                            select: structure.select,
+                            conditions: with_condition(vec![
+                                format!("{attr}>=\"{}\"", where_literal(second)),
+                                format!("{attr}<\"{}\"", where_literal(until)),
+                            ]),
+                            order: &by_change,
+                            page_size: request.page_size,
+                            stable: true,
+                            count: false,
+                        };
+                        self.get(&url, &query.params()).await?
+                    }
+                };
+                let page = Collection::read(&body)?;
+                // Stable paging shows current contents: a record changed since the list was
+                // fixed has left this second for a later one, where the keyset phase reads it.
+                let members = page
+                    .members
+                    .into_iter()
+                    .filter(|member| change_time(member, attr).map(second_of) == Some(second))
+                    .collect();
+                Ok((
+                    members,
+                    Some(Listing::after_second(second, page.next)),
+                    None,
+                ))
+            }
+        }
+    }
+
     /// Parts: items changed since the watermark (each with all its stock), then, on an
     /// incremental read, the items whose stock changed since the watermark.
     ///
@@ -412,7 +551,7 @@ impl MaximoSource {
                         let params = Self::first_page(
                             item_structure.select,
                             Self::conditions(item_structure, request.since),
-                            item_structure.change_attr,
+                            Some(item_structure.change_attr),
                             request.page_size,
                         );
                         self.get(&self.collection_url(item_structure.name), &params)
@@ -488,6 +627,46 @@ impl MaximoSource {
 
 fn unsupported(object: ObjectType) -> ConnectorError {
     ConnectorError::Unsupported(object.slug().to_owned())
+}
+
+/// Returns the change time a member is rendered with, in UTC.
+fn change_time(member: &Value, attr: &str) -> Option<DateTime<Utc>> {
+    member
+        .get(attr)
+        .and_then(Value::as_str)
+        .and_then(millrace_connector::time::parse_offset_time)
+}
+
+/// One request of a change-ordered listing.
+struct ListingQuery<'a> {
+    select: &'a str,
+    conditions: Vec<String>,
+    /// `oslc.orderBy` terms, signed (`+changedate,+siteid`); sent URL-encoded.
+    order: &'a str,
+    page_size: u32,
+    stable: bool,
+    count: bool,
+}
+
+impl ListingQuery<'_> {
+    fn params(&self) -> Vec<(&'static str, String)> {
+        let mut params = vec![
+            ("lean", "1".to_owned()),
+            ("oslc.select", self.select.to_owned()),
+            ("oslc.pageSize", self.page_size.max(1).to_string()),
+            ("oslc.orderBy", self.order.to_owned()),
+        ];
+        if self.stable {
+            params.push(("stablePaging", "true".to_owned()));
+        }
+        if self.count {
+            params.push(("collectioncount", "1".to_owned()));
+        }
+        if !self.conditions.is_empty() {
+            params.push(("oslc.where", self.conditions.join(" and ")));
+        }
+        params
+    }
 }
 
 /// Where a parts listing stands: in its items phase or its stock phase, with the next link.
@@ -582,31 +761,17 @@ impl Source for MaximoSource {
             return self.read_parts(request, &context).await;
         }
 
-        let body = match &request.page {
-            Some(href) => self.follow(href).await?,
-            None => {
-                let params = Self::first_page(
-                    structure.select,
-                    Self::conditions(structure, request.since),
-                    structure.change_attr,
-                    request.page_size,
-                );
-                self.get(&self.collection_url(structure.name), &params)
-                    .await?
-            }
-        };
-        let page = Collection::read(&body)?;
-        let records = page
-            .members
+        let (members, next, total) = self.read_listing(structure, request).await?;
+        let records = members
             .iter()
             .map(|member| mapping::map(request.object, &context, member))
             .collect::<Result<Vec<SourceRecord>, _>>()?;
-        tracing::debug!(object = %request.object, records = records.len(), more = page.next.is_some(), "maximo page read");
+        tracing::debug!(object = %request.object, records = records.len(), more = next.is_some(), "maximo page read");
         Ok(Page {
             records,
-            next_page: page.next,
-            ordered_by_change: structure.change_attr.is_some(),
-            total: page.total,
+            next_page: next.map(|listing| listing.encode()),
+            ordered_by_change: true,
+            total,
         })
     }
 

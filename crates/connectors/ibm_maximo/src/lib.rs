@@ -5,6 +5,7 @@
 //! into unified ones; [`sandbox`] is the server that follows the documented API.
 
 pub mod client;
+pub mod listing;
 pub mod mapping;
 pub mod sandbox;
 
@@ -82,7 +83,7 @@ fn system_info() -> SystemInfo {
         .map(|structure| ObjectSupport {
             object: structure.object,
             read: true,
-            incremental: structure.change_attr.is_some(),
+            incremental: true,
             deletes: false,
             write: false,
         })

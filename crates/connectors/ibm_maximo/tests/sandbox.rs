@@ -52,7 +52,8 @@ fn request(
 }
 
 impl Harness {
-    /// Reads every page; returns the records by remote id, failing on a duplicate.
+    /// Reads every page; returns the records by remote id. A record delivered twice (the
+    /// boundary second of keyset paging) keeps its later delivery, as the engine's store does.
     async fn read_all(
         &self,
         object: ObjectType,
@@ -72,11 +73,7 @@ impl Harness {
                 .await
                 .unwrap();
             for record in batch {
-                let id = record.remote_id.clone();
-                assert!(
-                    records.insert(id.clone(), record).is_none(),
-                    "{object}: {id} came twice"
-                );
+                records.insert(record.remote_id.clone(), record);
             }
             match next_page {
                 Some(next) => page = Some(next),
@@ -321,58 +318,6 @@ async fn many_records_sharing_one_change_time_all_arrive_across_pages() {
 }
 
 #[tokio::test]
-async fn a_change_between_pages_does_not_shift_a_stable_listing() {
-    let harness = start("America/New_York").await;
-    let before = harness.read_all(ObjectType::WorkOrders, None, 1000).await;
-
-    let first = harness
-        .source
-        .read_page(&request(ObjectType::WorkOrders, None, None, 100))
-        .await
-        .unwrap();
-    assert!(first.ordered_by_change);
-    assert_eq!(first.total, Some(before.len() as u64));
-    for record in first.records.iter().take(5) {
-        let wonum = record.fields["number"].as_str().unwrap();
-        harness
-            .control(
-                reqwest::Method::PATCH,
-                &format!("/os/mxapiwodetail/MINE/{wonum}"),
-                json!({"status": "INPRG"}),
-            )
-            .await;
-    }
-    harness
-        .control(
-            reqwest::Method::DELETE,
-            "/os/mxapiwodetail/MINE/EX05000",
-            Value::Null,
-        )
-        .await;
-
-    let mut seen: BTreeSet<String> = first.records.iter().map(|r| r.remote_id.clone()).collect();
-    let mut page = first.next_page;
-    while let Some(next) = page {
-        let batch = harness
-            .source
-            .read_page(&request(ObjectType::WorkOrders, None, Some(next), 100))
-            .await
-            .unwrap();
-        for record in batch.records {
-            assert!(
-                seen.insert(record.remote_id.clone()),
-                "{} came twice",
-                record.remote_id
-            );
-        }
-        page = batch.next_page;
-    }
-    let mut expected: BTreeSet<String> = before.keys().cloned().collect();
-    expected.remove("MINE/EX05000");
-    assert_eq!(seen, expected);
-}
-
-#[tokio::test]
 async fn rate_limits_are_waited_out_and_revoked_credentials_reported() {
     let harness = start("America/New_York").await;
     harness
@@ -383,9 +328,10 @@ async fn rate_limits_are_waited_out_and_revoked_credentials_reported() {
         )
         .await;
     let started = std::time::Instant::now();
+    let long_ago = Utc::now() - Duration::days(3650);
     let page = harness
         .source
-        .read_page(&request(ObjectType::Sites, None, None, 10))
+        .read_page(&request(ObjectType::Sites, Some(long_ago), None, 10))
         .await
         .unwrap();
     assert_eq!(page.records.len(), 10);
@@ -416,9 +362,15 @@ async fn bad_where_syntax_is_a_status_error_with_maximo_s_message() {
         "{}/oslc/os/mxapiwodetail?lean=1&oslc.select=wonum&oslc.where=status%3D%27APPR%27",
         harness.sandbox.base_url
     );
+    let continuation = json!({"phase": "nulls", "href": href}).to_string();
     let result = harness
         .source
-        .read_page(&request(ObjectType::WorkOrders, None, Some(href), 10))
+        .read_page(&request(
+            ObjectType::WorkOrders,
+            None,
+            Some(continuation),
+            10,
+        ))
         .await;
     match result {
         Err(ConnectorError::Status {
@@ -480,4 +432,265 @@ async fn incremental_parts_see_stock_only_changes() {
         all[remote_id].remote_updated_at.map(|t| t < since),
         Some(true)
     );
+}
+
+// Keyset paging: what the sync engine relies on when a listing reports `ordered_by_change`.
+
+/// What one read delivered, kept as the engine keeps it: the latest delivery of each record and
+/// the newest change time seen (`max_seen`).
+#[derive(Default)]
+struct Delivered {
+    records: BTreeMap<String, millrace_connector::SourceRecord>,
+    max_seen: Option<DateTime<Utc>>,
+    pages: usize,
+}
+
+impl Delivered {
+    fn take(&mut self, page: &Page) {
+        assert!(page.ordered_by_change);
+        for record in &page.records {
+            self.max_seen = self.max_seen.max(record.remote_updated_at);
+            self.records
+                .insert(record.remote_id.clone(), record.clone());
+        }
+        self.pages += 1;
+    }
+
+    fn ids(&self) -> BTreeSet<String> {
+        self.records.keys().cloned().collect()
+    }
+}
+
+impl Harness {
+    async fn page(&self, since: Option<DateTime<Utc>>, page: Option<String>, size: u32) -> Page {
+        self.source
+            .read_page(&request(ObjectType::WorkOrders, since, page, size))
+            .await
+            .unwrap()
+    }
+
+    /// Reads pages of work orders until `pages` of them carried records (or the end); returns
+    /// the continuation.
+    async fn read_pages_with_records(
+        &self,
+        since: Option<DateTime<Utc>>,
+        mut next: Option<String>,
+        pages: usize,
+        delivered: &mut Delivered,
+    ) -> Option<String> {
+        let mut with_records = 0;
+        loop {
+            let page = self.page(since, next, 100).await;
+            delivered.take(&page);
+            with_records += usize::from(!page.records.is_empty());
+            next = page.next_page;
+            if next.is_none() || with_records == pages {
+                return next;
+            }
+            assert!(delivered.pages < 1000, "the listing does not end");
+        }
+    }
+
+    async fn patch_work_order(&self, remote_id: &str, status: &str) {
+        self.control(
+            reqwest::Method::PATCH,
+            &format!("/os/mxapiwodetail/{remote_id}"),
+            json!({ "status": status }),
+        )
+        .await;
+    }
+}
+
+/// Work orders changed at or after `since` (all with `None`), read whole, before any change.
+async fn expected_ids(harness: &Harness, since: Option<DateTime<Utc>>) -> BTreeSet<String> {
+    harness
+        .read_all(ObjectType::WorkOrders, None, 1000)
+        .await
+        .into_iter()
+        .filter(|(_, r)| since.is_none_or(|since| r.remote_updated_at.unwrap() >= since))
+        .map(|(id, _)| id)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_record_changed_mid_listing_is_not_lost_to_the_next_watermark() {
+    let harness = start("America/New_York").await;
+    for since in [None, Some(Utc::now() - Duration::days(60))] {
+        let expected = expected_ids(&harness, since).await;
+        let mut read = Delivered::default();
+        let next = harness
+            .read_pages_with_records(since, None, 1, &mut read)
+            .await;
+
+        // One record already delivered changes, then, over a second later, one not read yet.
+        // With stable paging the second arrived early carrying the newest time, and the
+        // watermark it set (less a 1s overlap) passed the first change.
+        let passed = read.records.keys().next().unwrap().clone();
+        let ahead = expected
+            .iter()
+            .find(|id| !read.records.contains_key(*id))
+            .unwrap()
+            .clone();
+        harness.patch_work_order(&passed, "INPRG").await;
+        tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+        harness.patch_work_order(&ahead, "COMP").await;
+
+        harness
+            .read_pages_with_records(since, next, usize::MAX, &mut read)
+            .await;
+        assert_eq!(read.ids(), expected, "since {since:?}");
+
+        let watermark = read.max_seen.unwrap() - Duration::seconds(1);
+        let next_read = harness
+            .read_all(ObjectType::WorkOrders, Some(watermark), 100)
+            .await;
+        read.records.extend(next_read);
+        assert_eq!(
+            read.records[&passed].fields["remote_status"],
+            json!("INPRG")
+        );
+        assert_eq!(read.records[&ahead].fields["remote_status"], json!("COMP"));
+    }
+}
+
+#[tokio::test]
+async fn a_resume_at_the_newest_time_seen_misses_nothing() {
+    let harness = start("America/New_York").await;
+    for since in [None, Some(Utc::now() - Duration::days(60))] {
+        let expected = expected_ids(&harness, since).await;
+        let mut read = Delivered::default();
+        let next = harness
+            .read_pages_with_records(since, None, 1, &mut read)
+            .await;
+        let ahead = expected
+            .iter()
+            .rev()
+            .find(|id| !read.records.contains_key(*id))
+            .unwrap()
+            .clone();
+        harness.patch_work_order(&ahead, "COMP").await;
+        harness
+            .read_pages_with_records(since, next, 1, &mut read)
+            .await;
+
+        // The engine resumes a crashed change-ordered read at max_seen, without continuation.
+        let resume_at = read.max_seen;
+        harness
+            .read_pages_with_records(resume_at, None, usize::MAX, &mut read)
+            .await;
+        assert_eq!(read.ids(), expected, "since {since:?}");
+        assert_eq!(read.records[&ahead].fields["remote_status"], json!("COMP"));
+    }
+}
+
+#[tokio::test]
+async fn a_second_shared_by_more_than_a_page_is_read_whole_and_the_listing_ends() {
+    let harness = start("America/New_York").await;
+    let shared = (Utc::now() - Duration::hours(6)).trunc_subsecs(0);
+    for n in 0..250 {
+        let body = json!({"wonum": format!("BULK{n:03}"), "siteid": "MINE", "istask": false, "status": "WAPPR",
+                          "description": "bulk", "changedate": shared.to_rfc3339()});
+        harness
+            .control(reqwest::Method::POST, "/os/mxapiwodetail", body)
+            .await;
+    }
+    let everything = expected_ids(&harness, None).await;
+    for since in [Some(shared), Some(shared - Duration::days(2)), None] {
+        let mut read = Delivered::default();
+        harness
+            .read_pages_with_records(since, None, usize::MAX, &mut read)
+            .await;
+        let bulk = read
+            .records
+            .keys()
+            .filter(|id| id.starts_with("MINE/BULK"))
+            .count();
+        assert_eq!(bulk, 250, "since {since:?}");
+        if since.is_none() {
+            assert_eq!(read.ids(), everything);
+        }
+    }
+}
+
+#[tokio::test]
+async fn sub_second_times_around_a_crowded_second_are_all_read() {
+    let harness = start("Pacific/Auckland").await;
+    let second = (Utc::now() - Duration::hours(3)).trunc_subsecs(0);
+    let mut created = BTreeSet::new();
+    let mut add = |name: String, at: DateTime<Utc>| {
+        created.insert(format!("MINE/{name}"));
+        json!({"wonum": name, "siteid": "MINE", "istask": false, "status": "WAPPR",
+               "changedate": at.to_rfc3339()})
+    };
+    let mut bodies = Vec::new();
+    for n in 0..30 {
+        bodies.push(add(
+            format!("PRE{n:02}"),
+            second - Duration::milliseconds(1000 - n * 33),
+        ));
+    }
+    for n in 0..150 {
+        bodies.push(add(
+            format!("IN{n:03}"),
+            second + Duration::milliseconds(n * 6 + 1),
+        ));
+    }
+    bodies.push(add("INZERO".into(), second));
+    bodies.push(add("INLAST".into(), second + Duration::milliseconds(999)));
+    for n in 0..30 {
+        bodies.push(add(
+            format!("POST{n:02}"),
+            second + Duration::milliseconds(1000 + n * 30),
+        ));
+    }
+    for body in bodies {
+        harness
+            .control(reqwest::Method::POST, "/os/mxapiwodetail", body)
+            .await;
+    }
+
+    for size in [100, 7, 60, 250] {
+        let mut seen = BTreeSet::new();
+        let mut next = None;
+        loop {
+            let page = harness
+                .page(Some(second - Duration::seconds(5)), next, size)
+                .await;
+            seen.extend(page.records.iter().map(|r| r.remote_id.clone()));
+            next = page.next_page;
+            if next.is_none() {
+                break;
+            }
+        }
+        let missing: Vec<_> = created.difference(&seen).collect();
+        assert!(missing.is_empty(), "page size {size}: {missing:?} missing");
+    }
+}
+
+#[tokio::test]
+async fn records_without_a_change_time_come_in_full_reads_only() {
+    let harness = start("America/New_York").await;
+    let body = json!({"wonum": "NOCHANGE", "siteid": "MINE", "istask": false, "status": "WAPPR",
+                      "changedate": null});
+    harness
+        .control(reqwest::Method::POST, "/os/mxapiwodetail", body)
+        .await;
+    let first = harness.page(None, None, 100).await;
+    assert_eq!(first.records.len(), 1);
+    assert_eq!(first.records[0].remote_id, "MINE/NOCHANGE");
+    assert_eq!(first.total, Some(1));
+    let second = harness.page(None, first.next_page, 100).await;
+    assert_eq!(second.records.len(), 100);
+    assert_eq!(
+        second.total,
+        Some(expected_ids(&harness, None).await.len() as u64)
+    );
+    let recent = harness
+        .read_all(
+            ObjectType::WorkOrders,
+            Some(Utc::now() - Duration::days(3650)),
+            1000,
+        )
+        .await;
+    assert!(!recent.contains_key("MINE/NOCHANGE"));
 }

@@ -26,14 +26,26 @@ async fn a_large_generated_set_pages_and_filters_by_change_date() {
     };
 
     let started = std::time::Instant::now();
-    let first = source.read_page(&request(None, None)).await.unwrap();
+    let nulls = source.read_page(&request(None, None)).await.unwrap();
+    assert!(
+        nulls.records.is_empty(),
+        "no generated record lacks a changedate"
+    );
+    let first = source
+        .read_page(&request(None, nulls.next_page))
+        .await
+        .unwrap();
     assert_eq!(first.total, Some(count));
     assert_eq!(first.records.len(), 1000);
     let second = source
         .read_page(&request(None, first.next_page.clone()))
         .await
         .unwrap();
-    assert!(first.records.last().unwrap().remote_updated_at < second.records[0].remote_updated_at);
+    // The next page starts again at the second of the last record (keyset paging), no earlier.
+    let last = first.records.last().unwrap().remote_updated_at.unwrap();
+    let resumed = second.records[0].remote_updated_at.unwrap();
+    assert!(resumed >= millrace_ibm_maximo::listing::second_of(last));
+    assert!(second.records.last().unwrap().remote_updated_at.unwrap() > last);
     eprintln!("first two pages of {count} in {:?}", started.elapsed());
 
     // A change through the control API moves one record to the newest end.
