@@ -85,10 +85,13 @@ impl Engine {
         }
 
         let asked_during_run = self.inner.requested.lock().unwrap().remove(&connection_id);
+        // A run cancelled while its connection stays active (this process shutting down) did
+        // not finish: it stays due, so the next worker resumes it from its checkpoint.
+        let interrupted = cancel.is_cancelled();
         let next_sync_at = match self.inner.store.connection(&connection_id).await {
             Ok(Some(connection)) if connection.status == ConnectionStatus::Active => {
                 let interval = ChronoDuration::seconds(connection.sync_interval_seconds.into());
-                Some(if asked_during_run {
+                Some(if asked_during_run || interrupted {
                     Utc::now()
                 } else {
                     Utc::now() + interval
