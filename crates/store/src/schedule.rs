@@ -7,10 +7,15 @@ use crate::convert::{micros, opt_micros, opt_time};
 use crate::{Backend, Store, StoreError};
 
 impl Store {
-    /// Claims up to `limit` connections that are active, due (`next_sync_at <= now`) and not
-    /// leased by a live worker (no lease, or `lease_until < now`), leasing each to `worker`
-    /// until `lease_until`. Returns their ids. Each connection is claimed by one worker only,
-    /// even with several processes on one PostgreSQL database.
+    /// Claims up to `limit` connections that are active, due and not leased by a live worker
+    /// (no lease, or `lease_until < now`), leasing each to `worker` until `lease_until`.
+    /// Returns their ids. Each connection is claimed by one worker only, even with several
+    /// processes on one PostgreSQL database.
+    ///
+    /// A claim consumes the due time (`next_sync_at` becomes null), so that a sync asked for
+    /// while the run goes on is a new due time that [`Store::release_lease`] keeps. Due means
+    /// `next_sync_at <= now`, or a null `next_sync_at` under an expired lease: the claim of a
+    /// worker that died, whose run the next worker resumes.
     pub async fn claim_due(
         &self,
         worker: &str,
@@ -25,14 +30,16 @@ impl Store {
             Backend::Postgres => "FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         };
-        let claimable = "status = 'active' AND next_sync_at <= $3 \
+        let claimable = "status = 'active' \
+                         AND (next_sync_at <= $3 \
+                              OR (next_sync_at IS NULL AND lease_owner IS NOT NULL)) \
                          AND (lease_until IS NULL OR lease_until < $3)";
         // The candidates are materialised once: an inlined `IN (SELECT ... LIMIT)` may be
         // rescanned by PostgreSQL and then claim more than `limit` rows.
         let sql = format!(
             "WITH due AS MATERIALIZED (SELECT id FROM connections WHERE {claimable} \
              ORDER BY next_sync_at, id LIMIT $4 {lock}) \
-             UPDATE connections SET lease_owner = $1, lease_until = $2 \
+             UPDATE connections SET lease_owner = $1, lease_until = $2, next_sync_at = NULL \
              WHERE id IN (SELECT id FROM due) AND {claimable} \
              RETURNING id"
         );
@@ -74,6 +81,9 @@ impl Store {
     }
 
     /// Drops `worker`'s lease and sets when the next scheduled sync is due (`None`: none).
+    ///
+    /// A due time set meanwhile by [`Store::request_sync`] is kept when it is earlier: a sync
+    /// asked for during a run is never pushed back by the run's end.
     pub async fn release_lease(
         &self,
         id: &str,
@@ -83,7 +93,10 @@ impl Store {
         // A connection that stopped being active meanwhile keeps no schedule.
         sqlx::query(
             "UPDATE connections SET lease_owner = NULL, lease_until = NULL, \
-             next_sync_at = CASE WHEN status = 'active' THEN $3 ELSE NULL END \
+             next_sync_at = CASE WHEN status <> 'active' THEN NULL \
+                                 WHEN next_sync_at IS NULL THEN $3 \
+                                 WHEN $3 IS NULL OR next_sync_at < $3 THEN next_sync_at \
+                                 ELSE $3 END \
              WHERE id = $1 AND lease_owner = $2",
         )
         .bind(id)

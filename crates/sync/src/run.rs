@@ -84,14 +84,14 @@ impl Engine {
             tracing::error!(connection_id = %connection_id, error = %err, "sync run failed to start");
         }
 
-        let asked_during_run = self.inner.requested.lock().unwrap().remove(&connection_id);
         // A run cancelled while its connection stays active (this process shutting down) did
-        // not finish: it stays due, so the next worker resumes it from its checkpoint.
+        // not finish: it stays due, so the next worker resumes it from its checkpoint. A sync
+        // asked for during the run is kept by the store as the earlier due time.
         let interrupted = cancel.is_cancelled();
         let next_sync_at = match self.inner.store.connection(&connection_id).await {
             Ok(Some(connection)) if connection.status == ConnectionStatus::Active => {
                 let interval = ChronoDuration::seconds(connection.sync_interval_seconds.into());
-                Some(if asked_during_run || interrupted {
+                Some(if interrupted {
                     Utc::now()
                 } else {
                     Utc::now() + interval

@@ -44,10 +44,11 @@ pub async fn claim_renew_and_release(ctx: Ctx) {
         "the lease was lost"
     );
 
+    // The claims consumed the due times; w3's claim of the expired leases needed none.
     store.release_lease("c2", "w1", Some(t(1))).await.unwrap();
     assert_eq!(
         store.next_sync_at("c2").await.unwrap(),
-        Some(t(0)),
+        None,
         "only the holder releases"
     );
     store
@@ -71,6 +72,24 @@ pub async fn claim_renew_and_release(ctx: Ctx) {
         store.claim_due("w4", t(1000), t(2000), 5).await.unwrap(),
         ["c2"],
         "due at"
+    );
+}
+
+pub async fn a_sync_asked_for_during_a_run_is_not_pushed_back(ctx: Ctx) {
+    let store = &ctx.store;
+    create(store, "c1").await;
+
+    assert_eq!(store.claim_due("w1", t(10), t(70), 1).await.unwrap(), ["c1"]);
+    store.request_sync("c1", t(20)).await.unwrap();
+    store.release_lease("c1", "w1", Some(t(900))).await.unwrap();
+    assert_eq!(store.next_sync_at("c1").await.unwrap(), Some(t(20)));
+
+    assert_eq!(store.claim_due("w1", t(30), t(90), 1).await.unwrap(), ["c1"]);
+    store.release_lease("c1", "w1", Some(t(900))).await.unwrap();
+    assert_eq!(
+        store.next_sync_at("c1").await.unwrap(),
+        Some(t(900)),
+        "without a request the run's own next time stands"
     );
 }
 
