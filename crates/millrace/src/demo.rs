@@ -249,8 +249,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("  curl -s -H 'Authorization: Bearer {admin_key}' '{base}/v1/connections'");
     println!("  curl -s -H 'Authorization: Bearer {admin_key}' '{base}/v1/credits'");
     println!(
-        "  sandbox control API: {}/../_sandbox/",
-        first.sandbox.base_url
+        "  change the Acme sandbox (see crates/connectors/ibm_maximo/README.md): {}/_sandbox/os/",
+        first.sandbox.base_url.trim_end_matches("/maximo")
     );
 
     if args.exit {
