@@ -101,6 +101,10 @@ pub struct ServeArgs {
     /// Seconds between reconciliation passes that find deletions (0: every run).
     #[arg(long, env = "MILLRACE_RECONCILE_SECONDS", default_value_t = 3600)]
     pub reconcile_seconds: u64,
+    /// Seconds a sync stays leased to this process without renewal; after a crash, another
+    /// process (or this one restarted) resumes the sync once the lease has expired.
+    #[arg(long, env = "MILLRACE_LEASE_SECONDS", default_value_t = 60)]
+    pub lease_seconds: u64,
     /// Records asked of a source per page.
     #[arg(long, env = "MILLRACE_PAGE_SIZE", default_value_t = EngineConfig::default().page_size)]
     pub page_size: u32,
@@ -120,6 +124,7 @@ impl ServeArgs {
             engine: EngineConfig {
                 max_concurrent_runs: self.workers.max(1),
                 reconcile_interval: Duration::from_secs(self.reconcile_seconds),
+                lease: Duration::from_secs(self.lease_seconds.max(1)),
                 page_size: self.page_size.max(1),
                 ..EngineConfig::default()
             },

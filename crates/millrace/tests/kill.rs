@@ -1,0 +1,241 @@
+//! Real processes: `kill -9` of `millrace serve` during an initial sync, a restart on the same
+//! database, and the sync resumed from its checkpoint with nothing lost or duplicated.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+const WORK_ORDERS: u64 = 30_000;
+const ADMIN_KEY: &str = "kill-test-admin-key";
+
+/// A child process killed when dropped, so a failing test leaves nothing running.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn millrace() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_millrace"))
+}
+
+/// Starts a synthetic Maximo sandbox and returns it with its credentials.
+fn start_sandbox() -> (Process, Value) {
+    let mut child = millrace()
+        .args(["sandbox", "ibm_maximo", "--listen", "127.0.0.1:0"])
+        .args(["--synthetic-work-orders", &WORK_ORDERS.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the millrace binary starts");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("the sandbox prints its ready line");
+    let ready: Value = serde_json::from_str(&line).expect("the ready line is JSON");
+    (Process(child), ready["credentials"].clone())
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Starts `millrace serve` and waits until it answers.
+async fn start_server(port: u16, data_dir: &std::path::Path, database_url: &str) -> Process {
+    let child = millrace()
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["--lease-seconds", "2", "--page-size", "200"])
+        .env("MILLRACE_ADMIN_KEY", ADMIN_KEY)
+        .env("MILLRACE_DATABASE_URL", database_url)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("the millrace binary starts");
+    let health = format!("http://127.0.0.1:{port}/healthz");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if reqwest::get(&health)
+            .await
+            .is_ok_and(|answer| answer.status().is_success())
+        {
+            return Process(child);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("millrace serve did not answer within 30 seconds");
+}
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        request = request.bearer_auth(ADMIN_KEY);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let answer = request.send().await.expect("the server answers");
+        let status = answer.status();
+        let json: Value = answer.json().await.expect("the answer is JSON");
+        assert!(status.is_success(), "{path} answered {status}: {json}");
+        json
+    }
+
+    async fn work_orders_stream(&self, id: &str) -> Value {
+        let connection = self
+            .call(reqwest::Method::GET, &format!("/v1/connections/{id}"), None)
+            .await;
+        connection["streams"]
+            .as_array()
+            .and_then(|streams| streams.iter().find(|s| s["object"] == "work-orders"))
+            .cloned()
+            .expect("the connection has a work-orders stream")
+    }
+}
+
+async fn killed_initial_sync_resumes_without_loss_or_duplicates(database_url: &str) {
+    let data_dir = tempfile::tempdir().unwrap();
+    let (_sandbox, credentials) = start_sandbox();
+    let port = free_port();
+    let api = Api {
+        http: reqwest::Client::new(),
+        base: format!("http://127.0.0.1:{port}"),
+    };
+
+    let mut server = start_server(port, data_dir.path(), database_url).await;
+    let body = json!({
+        "customer_id": "kill-test", "system": "ibm_maximo", "deployment": "cloud",
+        "credentials": credentials, "lookback_days": 30,
+    });
+    let created = api
+        .call(reqwest::Method::POST, "/v1/connections", Some(body))
+        .await;
+    let id = created["connection"]["id"].as_str().unwrap().to_owned();
+
+    // Kill -9 once a few pages of work orders are stored, well before the end.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        assert!(
+            Instant::now() < deadline,
+            "the initial sync made no progress"
+        );
+        let stream = api.work_orders_stream(&id).await;
+        let stored = stream["record_count"].as_u64().unwrap_or(0);
+        assert!(
+            stored < WORK_ORDERS,
+            "the sync finished before it could be killed"
+        );
+        if stored >= 3_000 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
+    drop(server);
+
+    let _server = start_server(port, data_dir.path(), database_url).await;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        assert!(Instant::now() < deadline, "the resumed sync did not finish");
+        let stream = api.work_orders_stream(&id).await;
+        if stream["state"] == "idle" && !stream["last_successful_sync_at"].is_null() {
+            assert_eq!(stream["record_count"], WORK_ORDERS);
+            break;
+        }
+        assert_ne!(
+            stream["state"], "failed",
+            "the resumed sync failed: {stream}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let mut remote_ids = HashSet::new();
+    let mut listed = 0u64;
+    let mut cursor = String::new();
+    loop {
+        let path = format!("/v1/connections/{id}/work-orders?limit=1000&cursor={cursor}");
+        let page = api.call(reqwest::Method::GET, &path, None).await;
+        for record in page["data"].as_array().unwrap() {
+            listed += 1;
+            remote_ids.insert(record["remote_id"].as_str().unwrap().to_owned());
+        }
+        cursor = page["next_cursor"].as_str().unwrap().to_owned();
+        if page["has_more"] != true {
+            break;
+        }
+    }
+    assert_eq!(listed, WORK_ORDERS, "every work order is stored once");
+    assert_eq!(
+        remote_ids.len() as u64,
+        WORK_ORDERS,
+        "no work order is stored twice"
+    );
+
+    let runs = api
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/connections/{id}/runs"),
+            None,
+        )
+        .await;
+    let triggers: Vec<&str> = runs["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|run| run["trigger"].as_str())
+        .collect();
+    assert!(
+        triggers.contains(&"resume"),
+        "a run resumed the killed one: {triggers:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sqlite_killed_initial_sync_resumes_without_loss_or_duplicates() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", data_dir.path().join("kill.db").display());
+    killed_initial_sync_resumes_without_loss_or_duplicates(&url).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_killed_initial_sync_resumes_without_loss_or_duplicates() {
+    use sqlx::Connection;
+    let admin_url = std::env::var("MILLRACE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let schema = format!("kill_{}", std::process::id());
+    sqlx::any::install_default_drivers();
+    let mut admin = sqlx::AnyConnection::connect(&admin_url)
+        .await
+        .expect("PostgreSQL answers");
+    sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE SCHEMA {schema}"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+
+    let separator = if admin_url.contains('?') { '&' } else { '?' };
+    let url = format!("{admin_url}{separator}options=-c%20search_path%3D{schema}");
+    killed_initial_sync_resumes_without_loss_or_duplicates(&url).await;
+
+    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}
