@@ -61,6 +61,7 @@ async fn start_server(port: u16, data_dir: &std::path::Path, database_url: &str)
         .stdout(Stdio::null())
         .spawn()
         .expect("the millrace binary starts");
+    let process = Process(child);
     let health = format!("http://127.0.0.1:{port}/healthz");
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
@@ -68,7 +69,7 @@ async fn start_server(port: u16, data_dir: &std::path::Path, database_url: &str)
             .await
             .is_ok_and(|answer| answer.status().is_success())
         {
-            return Process(child);
+            return process;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
