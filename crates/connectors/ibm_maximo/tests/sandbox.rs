@@ -694,3 +694,52 @@ async fn records_without_a_change_time_come_in_full_reads_only() {
         .await;
     assert!(!recent.contains_key("MINE/NOCHANGE"));
 }
+
+#[tokio::test]
+async fn records_created_without_maximo_s_defaults_get_them_and_are_read() {
+    let harness = start("America/New_York").await;
+    let since = Utc::now().trunc_subsecs(0) - Duration::seconds(1);
+    let created = harness
+        .control(
+            reqwest::Method::POST,
+            "/os/mxapiwodetail",
+            json!({"siteid": "MINE", "description": "created without istask"}),
+        )
+        .await;
+    assert_eq!(created["istask"], json!(false));
+    assert_eq!(created["status"], json!("WAPPR"));
+    assert_eq!(created["orgid"], json!("MINING"));
+    let remote_id = created["_key"].as_str().unwrap();
+
+    let read = harness
+        .read_all(ObjectType::WorkOrders, Some(since), 100)
+        .await;
+    assert_eq!(
+        read[remote_id].fields["remote_status"],
+        json!("WAPPR"),
+        "{:?}",
+        read.keys().collect::<Vec<_>>()
+    );
+
+    // A stock row created without its item set still joins its item.
+    let all = harness.read_all(ObjectType::Parts, None, 500).await;
+    let itemnum = all.keys().next().unwrap().strip_prefix("SET1/").unwrap();
+    let stock = harness
+        .control(
+            reqwest::Method::POST,
+            "/os/mxapiinventory",
+            json!({"siteid": "MINE", "location": "FIELD2", "itemnum": itemnum, "curbaltotal": 5}),
+        )
+        .await;
+    assert_eq!(stock["itemsetid"], json!("SET1"));
+    let parts = harness.read_all(ObjectType::Parts, Some(since), 500).await;
+    let stock = parts[&format!("SET1/{itemnum}")].fields["stock"].clone();
+    assert!(
+        stock
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|row| row["storeroom"] == json!("FIELD2")),
+        "{stock}"
+    );
+}

@@ -71,3 +71,46 @@ async fn a_large_generated_set_pages_and_filters_by_change_date() {
         .iter()
         .any(|r| r.remote_id == "PLANT1/W0000007"));
 }
+
+/// Prints how long the connector takes to read 200,000 generated work orders, 500 a page, the
+/// way the sync benchmark reads them. Run it in a release build:
+/// `cargo test --release -p millrace-ibm-maximo --test synthetic -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "a measurement, not a check; run it by hand in a release build"]
+async fn time_a_full_read_of_200k_generated_work_orders() {
+    let count = 200_000;
+    let connector = MaximoConnector::new();
+    let options = SandboxOptions {
+        synthetic_work_orders: Some(count),
+        ..SandboxOptions::default()
+    };
+    let sandbox = connector.start_sandbox(options).await.unwrap().unwrap();
+    let credentials = Credentials::new(sandbox.credentials.as_object().unwrap().clone());
+    let source = connector.open(&credentials).unwrap();
+
+    let started = std::time::Instant::now();
+    let mut ids = std::collections::BTreeSet::new();
+    let mut page = None;
+    let mut pages = 0;
+    loop {
+        let request = PageRequest {
+            connection_id: "bench".to_owned(),
+            object: ObjectType::WorkOrders,
+            since: None,
+            page,
+            page_size: 500,
+        };
+        let answer = source.read_page(&request).await.unwrap();
+        pages += 1;
+        ids.extend(answer.records.into_iter().map(|record| record.remote_id));
+        match answer.next_page {
+            Some(next) => page = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(ids.len() as u64, count);
+    eprintln!(
+        "read {count} generated work orders in {pages} pages of 500 in {:?}",
+        started.elapsed()
+    );
+}

@@ -112,6 +112,7 @@ pub async fn create(
     if let Some(id_attr) = spec.id_attr {
         attrs.entry(id_attr.to_owned()).or_insert(json!(number));
     }
+    apply_defaults(&sandbox, spec, &mut attrs);
     stamp_change(spec, &given, &mut attrs);
     attrs.retain(|_, value| !value.is_null());
 
@@ -142,6 +143,67 @@ pub async fn create(
         table.put(&key, row);
     }
     (StatusCode::CREATED, Json(answer)).into_response()
+}
+
+/// Fills the attributes Maximo gives a new record when the request leaves them out, among them
+/// the ones the connector's queries and joins rely on: a work order is not a task (`istask=0`,
+/// which every work order listing carries), a stock row belongs to an item set (stock joins
+/// items on `itemsetid/itemnum`), a sited record belongs to its site's organisation.
+fn apply_defaults(sandbox: &Sandbox, spec: &StructureSpec, attrs: &mut Attrs) {
+    let status = match spec.name {
+        "mxapiwodetail" | "mxapipo" => Some("WAPPR"),
+        "mxapisr" => Some("NEW"),
+        "mxapiasset" | "mxapilocations" => Some("OPERATING"),
+        "mxapiitem" | "mxapiinventory" | "mxapiperson" => Some("ACTIVE"),
+        _ => None,
+    };
+    let mut defaults: Vec<(&str, Value)> = status
+        .map(|status| ("status", json!(status)))
+        .into_iter()
+        .collect();
+    match spec.name {
+        "mxapiwodetail" => defaults.push(("istask", json!(false))),
+        "mxapisr" => defaults.push(("class", json!("SR"))),
+        "mxapiinventory" => defaults.push(("itemsetid", json!("SET1"))),
+        "mxapisite" | "mxapiassetmeter" => defaults.push(("active", json!(true))),
+        "mxapivendor" => defaults.push(("disabled", json!(false))),
+        _ => {}
+    }
+    let sited = spec.name != "mxapisite" && spec.name != "mxapiperson";
+    if sited {
+        if let Some(site) = attrs.get("siteid").and_then(Value::as_str) {
+            defaults.push(("orgid", json!(org_of_site(sandbox, site))));
+        }
+    }
+    for (name, value) in defaults {
+        let given = attrs.get(name).is_some_and(|value| !value.is_null());
+        if !given {
+            attrs.insert(name.to_owned(), value);
+        }
+    }
+}
+
+/// Returns the organisation of a site: the site record's, else that of another record of the
+/// site, else `MINING`.
+fn org_of_site(sandbox: &Sandbox, site: &str) -> String {
+    let data = sandbox.read_data();
+    let org_of = |structure: &str, key: &str| {
+        let table = data.tables.get(structure)?;
+        let id = table.find(key)?;
+        table.attr(&id, "orgid")?.as_str().map(str::to_owned)
+    };
+    org_of("mxapisite", site)
+        .or_else(|| {
+            let table = data.tables.get("mxapiwodetail")?;
+            let id = table.ids().into_iter().find(|id| {
+                table
+                    .attr(id, "siteid")
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    == Some(site.to_owned())
+            })?;
+            table.attr(&id, "orgid")?.as_str().map(str::to_owned)
+        })
+        .unwrap_or_else(|| "MINING".to_owned())
 }
 
 fn default_site(sandbox: &Sandbox, spec: &StructureSpec) -> String {
