@@ -24,12 +24,7 @@ async fn change_order(h: &Harness, index: usize, wonum: &str, title: &str) {
 }
 
 /// Creates a work order in sandbox `index` and returns its remote id (`siteid/wonum`).
-///
-/// `istask` is given because the sandbox leaves it out of created records, and the connector
-/// reads only `istask=0` (as a real Maximo, where it defaults to 0).
-// TODO(#2): the sandbox should default `istask` to 0 on create, as Maximo does.
-async fn create_order(h: &Harness, index: usize, mut attrs: Value) -> String {
-    attrs["istask"] = json!(false);
+async fn create_order(h: &Harness, index: usize, attrs: Value) -> String {
     let created = h
         .sandbox_ok(index, Method::POST, "os/mxapiwodetail", attrs)
         .await;
