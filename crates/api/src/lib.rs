@@ -1,5 +1,6 @@
 //! The HTTP API: the unified endpoints (connection tokens), the management endpoints (the
-//! operator's key), the OpenAPI document with its reference page, health probes and Prometheus metrics.
+//! operator's key), the OpenAPI document with its reference page, health probes and Prometheus
+//! metrics.
 //!
 //! Only this crate knows HTTP. Handlers translate requests into engine and store calls and
 //! never talk to a source; every error leaves through [`problem::ApiError`], the one place
@@ -21,7 +22,7 @@ use axum::routing::{delete, get, post};
 use axum::Router;
 use millrace_sync::Engine;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnFailure, TraceLayer};
 
 use crate::auth::Limiter;
 use crate::cursor::CursorCodec;
@@ -89,7 +90,7 @@ pub fn router(engine: Engine, config: &ApiConfig) -> Router {
         .route("/readyz", get(ops::ready))
         .route("/metrics", get(ops::metrics))
         .fallback(problem::no_such_route)
-        .method_not_allowed_fallback(problem::no_such_route)
+        .method_not_allowed_fallback(problem::method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             ops::count_requests,
@@ -97,19 +98,21 @@ pub fn router(engine: Engine, config: &ApiConfig) -> Router {
         .with_state(state)
         .layer(axum::middleware::from_fn(problem::attach_request_id))
         .layer(
-            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-                let request_id = request
-                    .headers()
-                    .get("x-request-id")
-                    .and_then(|value| value.to_str().ok())
-                    .unwrap_or_default();
-                tracing::info_span!(
-                    "request",
-                    method = %request.method(),
-                    path = %request.uri().path(),
-                    request_id = %request_id,
-                )
-            }),
+            TraceLayer::new_for_http()
+                .on_failure(DefaultOnFailure::new().level(tracing::Level::WARN))
+                .make_span_with(|request: &Request<_>| {
+                    let request_id = request
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|value| value.to_str().ok())
+                        .unwrap_or_default();
+                    tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        request_id = %request_id,
+                    )
+                }),
         )
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))

@@ -166,9 +166,14 @@ pub async fn rotate(
     Ok(Json(json!({ "token": token })))
 }
 
-/// Deletes the connection's synced data.
+/// Deletes the synced data of a connection that is not active (409 `connection_active` when it
+/// is: disconnect first).
 #[utoipa::path(delete, path = "/v1/connections/{id}/data", tag = "management",
-    responses((status = 200, description = "`{\"deleted_records\": n}`"), (status = 404, body = Problem)),
+    responses(
+        (status = 200, description = "`{\"deleted_records\": n}`"),
+        (status = 404, body = Problem),
+        (status = 409, body = Problem),
+    ),
     security(("management_key" = [])))]
 pub async fn delete_data(
     State(state): State<AppState>,

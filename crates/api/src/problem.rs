@@ -143,6 +143,9 @@ impl From<SyncError> for ApiError {
             SyncError::ConnectionInactive(_) => {
                 ApiError::new(StatusCode::CONFLICT, "connection_inactive", detail)
             }
+            SyncError::ConnectionActive(_) => {
+                ApiError::new(StatusCode::CONFLICT, "connection_active", detail)
+            }
             SyncError::InsufficientCredits { .. } => {
                 ApiError::new(StatusCode::CONFLICT, "insufficient_credits", detail)
             }
@@ -159,6 +162,13 @@ impl From<millrace_store::StoreError> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            return ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "the request body is larger than the 2 MB this endpoint takes",
+            );
+        }
         ApiError::invalid(format!(
             "the request body is not valid: {}",
             rejection.body_text()
@@ -199,4 +209,13 @@ pub struct ApiPath<T>(pub T);
 /// Answers any route that does not exist.
 pub async fn no_such_route() -> ApiError {
     ApiError::not_found("no such endpoint; see /openapi.json")
+}
+
+/// Answers a method a route does not take.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this endpoint does not take that method; see /openapi.json",
+    )
 }

@@ -107,6 +107,31 @@ impl Store {
         Ok(())
     }
 
+    /// Returns the workers that hold leases, expired or not.
+    pub async fn lease_owners(&self) -> Result<Vec<String>, StoreError> {
+        sqlx::query(
+            "SELECT DISTINCT lease_owner FROM connections WHERE lease_owner IS NOT NULL \
+             ORDER BY lease_owner",
+        )
+        .fetch_all(&self.read)
+        .await?
+        .iter()
+        .map(|row| Ok(row.try_get("lease_owner")?))
+        .collect()
+    }
+
+    /// Ends the leases `worker` holds, so that its syncs can be claimed at once. For a worker
+    /// known to be dead; returns how many leases ended.
+    pub async fn expire_leases_of(&self, worker: &str) -> Result<u64, StoreError> {
+        let result = sqlx::query(
+            "UPDATE connections SET lease_until = 0 WHERE lease_owner = $1 AND lease_until > 0",
+        )
+        .bind(worker)
+        .execute(&self.write)
+        .await?;
+        Ok(result.rows_affected())
+    }
+
     /// Makes an active connection's next sync due now; refuses inactive connections.
     pub async fn request_sync(&self, id: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         let result = sqlx::query(

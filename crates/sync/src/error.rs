@@ -20,6 +20,8 @@ pub enum SyncError {
     ConnectionNotFound(String),
     #[error("connection `{0}` is not active")]
     ConnectionInactive(String),
+    #[error("connection `{0}` is active; disconnect it before deleting its data")]
+    ConnectionActive(String),
     #[error("not enough credits: {needed} needed, {available} available")]
     InsufficientCredits { needed: u32, available: u32 },
     #[error("stored credentials cannot be opened: {0}")]

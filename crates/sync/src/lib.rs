@@ -12,6 +12,7 @@ mod lifecycle;
 mod run;
 mod scheduler;
 mod token;
+mod worker;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -85,7 +86,7 @@ struct Inner {
 impl Engine {
     /// Builds an engine. Start [`Engine::run_scheduler`] to have it sync anything.
     pub fn new(store: Store, registry: Registry, secrets: SecretBox, config: EngineConfig) -> Self {
-        let worker_id = format!("worker-{}", uuid::Uuid::new_v4().simple());
+        let worker_id = worker::new_worker_id();
         Engine {
             inner: Arc::new(Inner {
                 store,

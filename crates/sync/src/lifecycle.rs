@@ -73,6 +73,30 @@ impl Engine {
                 })?;
         let system = connector.system().clone();
 
+        let unknown: Vec<&str> = request
+            .credentials
+            .keys()
+            .map(String::as_str)
+            .filter(|name| {
+                !system
+                    .credential_fields
+                    .iter()
+                    .any(|field| field.name == *name)
+            })
+            .collect();
+        if !unknown.is_empty() {
+            let known: Vec<&str> = system
+                .credential_fields
+                .iter()
+                .map(|field| field.name.as_str())
+                .collect();
+            return Err(SyncError::InvalidRequest(format!(
+                "unknown credential field(s) {} for {}; its fields are: {}",
+                unknown.join(", "),
+                system.id,
+                known.join(", ")
+            )));
+        }
         let credentials = Credentials::new(request.credentials);
         let source = connector
             .open(&credentials)
@@ -162,8 +186,9 @@ impl Engine {
     /// Disconnects at once: the token stops working, a running sync is cancelled, schedules
     /// stop and the credits return. The data stays. Disconnecting twice is not an error.
     pub async fn disconnect(&self, id: &str) -> Result<Connection, SyncError> {
-        let connection = self.inner.store.disconnect(id, Utc::now()).await?;
+        // The run stops before its next page instead of queueing writes ahead of the disconnect.
         self.cancel_local_run(id);
+        let connection = self.inner.store.disconnect(id, Utc::now()).await?;
         tracing::info!(connection_id = %id, "connection disconnected");
         Ok(connection)
     }
@@ -183,17 +208,17 @@ impl Engine {
         Ok(token)
     }
 
-    /// Deletes a connection's synced data. A running sync is cancelled first; an active
-    /// connection starts over with a new initial sync.
+    /// Deletes the synced data of a connection that is no longer active (disconnected, or
+    /// waiting for reauthorisation). An active connection must be disconnected first: its
+    /// data is what its token serves.
     pub async fn delete_data(&self, id: &str) -> Result<u64, SyncError> {
-        self.connection(id).await?;
-        self.cancel_local_run(id);
+        let connection = self.connection(id).await?;
+        if connection.status == ConnectionStatus::Active {
+            return Err(SyncError::ConnectionActive(id.to_owned()));
+        }
         self.wait_for_local_run(id).await;
         let deleted = self.inner.store.delete_data(id).await?;
         tracing::info!(connection_id = %id, records = deleted, "connection data deleted");
-        if self.inner.store.request_sync(id, Utc::now()).await.is_ok() {
-            self.inner.wake.notify_one();
-        }
         Ok(deleted)
     }
 

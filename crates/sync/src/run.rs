@@ -81,7 +81,11 @@ impl Engine {
             .insert(connection_id.clone(), cancel.clone());
 
         if let Err(err) = self.run_connection(&connection_id, &cancel).await {
-            tracing::error!(connection_id = %connection_id, error = %err, "sync run failed to start");
+            tracing::error!(
+                connection_id = %connection_id,
+                error = %err,
+                "sync run failed to start"
+            );
         }
 
         // A run cancelled while its connection stays active (this process shutting down) did
@@ -149,9 +153,12 @@ impl Engine {
             "schedule"
         };
         let run_id = store.start_run(id, kind, trigger, Utc::now()).await?;
-        let span = tracing::info_span!("sync_run", connection_id = %id, system = %connection.system, run_id = %run_id);
-        let _entered = span.enter();
-        drop(_entered);
+        let span = tracing::info_span!(
+            "sync_run",
+            connection_id = %id,
+            system = %connection.system,
+            run_id = %run_id
+        );
         tracing::info!(parent: &span, ?kind, trigger, "sync run started");
 
         let source = match self.open_source(id, connector.as_ref()).await {
@@ -196,7 +203,12 @@ impl Engine {
                     break;
                 }
                 Err(StreamStop::CredentialsRejected(reason)) => {
-                    tracing::warn!(parent: &span, stream = %stream.object, reason = %reason, "source rejected the credentials");
+                    tracing::warn!(
+                        parent: &span,
+                        stream = %stream.object,
+                        reason = %reason,
+                        "source rejected the credentials"
+                    );
                     store.set_reauth_required(id, &reason).await?;
                     errors.push(format!(
                         "{}: the source rejected the credentials: {reason}",
@@ -206,7 +218,12 @@ impl Engine {
                     break;
                 }
                 Err(StreamStop::Failed(message)) => {
-                    tracing::warn!(parent: &span, stream = %stream.object, error = %message, "stream failed");
+                    tracing::warn!(
+                        parent: &span,
+                        stream = %stream.object,
+                        error = %message,
+                        "stream failed"
+                    );
                     store
                         .set_stream_state(
                             id,
@@ -301,7 +318,9 @@ impl Engine {
             read.pages_read += 1;
             read.next_page = page.next_page.clone();
             read.ordered_by_change = page.ordered_by_change;
-            read.records_expected = page.total.or(read.records_expected);
+            // A resumed listing's total counts what is left; progress counts from the start.
+            let expected = page.total.map(|total| read.read_before_listing + total);
+            read.records_expected = expected.or(read.records_expected);
 
             let checkpoint = read.checkpoint(scope);
             let stats = store
@@ -351,6 +370,11 @@ impl Engine {
                 records_read: checkpoint.records_read,
                 pages_read: checkpoint.pages_read,
                 records_expected: checkpoint.records_expected,
+                read_before_listing: if resume_at_newest {
+                    checkpoint.records_read
+                } else {
+                    0
+                },
             };
         }
 
@@ -437,7 +461,12 @@ impl Engine {
             .set_reconciled(scope.connection_id, object, now)
             .await?;
         if deleted > 0 {
-            tracing::info!(connection_id = %scope.connection_id, stream = %object, deleted, "reconciliation found deletions");
+            tracing::info!(
+                connection_id = %scope.connection_id,
+                stream = %object,
+                deleted,
+                "reconciliation found deletions"
+            );
         }
         Ok(deleted)
     }
@@ -453,6 +482,8 @@ struct ReadState {
     records_read: u64,
     pages_read: u64,
     records_expected: Option<u64>,
+    /// Records an interrupted read had delivered before this listing started over.
+    read_before_listing: u64,
 }
 
 impl ReadState {

@@ -10,6 +10,7 @@ impl Engine {
     /// process and waits for them to release their leases.
     pub async fn run_scheduler(&self, shutdown: CancellationToken) {
         tracing::info!(worker = %self.inner.worker_id, "scheduler started");
+        self.take_over_dead_local_workers().await;
         while !shutdown.is_cancelled() {
             self.claim_and_start().await;
             tokio::select! {

@@ -135,6 +135,7 @@ conformance! {
     records::delete_data_empties_and_bumps_the_epoch,
     scheduling::claim_renew_and_release,
     scheduling::a_sync_asked_for_during_a_run_is_not_pushed_back,
+    scheduling::a_dead_workers_leases_can_be_ended_early,
     scheduling::concurrent_claimers_never_share_a_connection,
     scheduling::request_sync_and_inactive_connections,
     scheduling::runs_history,

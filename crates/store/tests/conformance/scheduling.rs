@@ -79,18 +79,47 @@ pub async fn a_sync_asked_for_during_a_run_is_not_pushed_back(ctx: Ctx) {
     let store = &ctx.store;
     create(store, "c1").await;
 
-    assert_eq!(store.claim_due("w1", t(10), t(70), 1).await.unwrap(), ["c1"]);
+    assert_eq!(
+        store.claim_due("w1", t(10), t(70), 1).await.unwrap(),
+        ["c1"]
+    );
     store.request_sync("c1", t(20)).await.unwrap();
     store.release_lease("c1", "w1", Some(t(900))).await.unwrap();
     assert_eq!(store.next_sync_at("c1").await.unwrap(), Some(t(20)));
 
-    assert_eq!(store.claim_due("w1", t(30), t(90), 1).await.unwrap(), ["c1"]);
+    assert_eq!(
+        store.claim_due("w1", t(30), t(90), 1).await.unwrap(),
+        ["c1"]
+    );
     store.release_lease("c1", "w1", Some(t(900))).await.unwrap();
     assert_eq!(
         store.next_sync_at("c1").await.unwrap(),
         Some(t(900)),
         "without a request the run's own next time stands"
     );
+}
+
+pub async fn a_dead_workers_leases_can_be_ended_early(ctx: Ctx) {
+    let store = &ctx.store;
+    create(store, "c1").await;
+    assert_eq!(
+        store.claim_due("w1", t(10), t(70), 1).await.unwrap(),
+        ["c1"]
+    );
+    assert_eq!(store.lease_owners().await.unwrap(), ["w1"]);
+    assert!(store
+        .claim_due("w2", t(20), t(80), 1)
+        .await
+        .unwrap()
+        .is_empty());
+
+    assert_eq!(store.expire_leases_of("w1").await.unwrap(), 1);
+    assert_eq!(
+        store.claim_due("w2", t(20), t(80), 1).await.unwrap(),
+        ["c1"],
+        "the dead worker's claim is taken over before its lease would have run out"
+    );
+    assert!(!store.renew_lease("c1", "w1", t(90)).await.unwrap());
 }
 
 pub async fn concurrent_claimers_never_share_a_connection(ctx: Ctx) {
