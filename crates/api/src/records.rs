@@ -115,7 +115,7 @@ pub async fn list(
         seq: last_seq,
         epoch,
     });
-    let data = records.iter().map(record_json).collect();
+    let data = records.into_iter().map(record_json).collect();
     Ok(Json(RecordPage {
         data,
         next_cursor,
@@ -146,7 +146,7 @@ pub async fn get(
         .record(connection_id, object, id, include_remote_data)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no {object} record `{id}`")))?;
-    Ok(Json(record_json(&record)))
+    Ok(Json(record_json(record)))
 }
 
 fn invalid_cursor(err: CursorError) -> ApiError {
@@ -236,10 +236,10 @@ fn parse_bool(params: &HashMap<String, String>, name: &str) -> Result<bool, ApiE
 }
 
 /// Renders a stored record as the API shows it: envelope, own fields, custom fields.
-pub fn record_json(record: &StoredRecord) -> Value {
-    let mut json = Map::with_capacity(record.fields.len() + 10);
-    json.insert("id".into(), Value::String(record.id.clone()));
-    json.insert("remote_id".into(), Value::String(record.remote_id.clone()));
+pub fn record_json(record: StoredRecord) -> Value {
+    let mut json = Map::new();
+    json.insert("id".into(), Value::String(record.id));
+    json.insert("remote_id".into(), Value::String(record.remote_id));
     json.insert("created_at".into(), time_json(Some(record.created_at)));
     json.insert("modified_at".into(), time_json(Some(record.modified_at)));
     json.insert(
@@ -254,15 +254,12 @@ pub fn record_json(record: &StoredRecord) -> Value {
         "remote_deleted_at".into(),
         time_json(record.remote_deleted_at),
     );
-    for (name, value) in &record.fields {
-        json.entry(name.clone()).or_insert_with(|| value.clone());
+    for (name, value) in record.fields {
+        json.entry(name).or_insert(value);
     }
-    json.insert(
-        "custom_fields".into(),
-        Value::Object(record.custom_fields.clone()),
-    );
-    if let Some(remote_data) = &record.remote_data {
-        json.insert("remote_data".into(), remote_data.clone());
+    json.insert("custom_fields".into(), Value::Object(record.custom_fields));
+    if let Some(remote_data) = record.remote_data {
+        json.insert("remote_data".into(), remote_data);
     }
     Value::Object(json)
 }

@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use millrace_connector::{ConnectorError, Credentials, PageRequest, Source, SourceRecord};
+use millrace_connector::{ConnectorError, Credentials, Page, PageRequest, Source, SourceRecord};
 use millrace_model::{
     ids, ConnectionStatus, ObjectKind, ObjectType, RunKind, RunStatus, StreamState,
 };
@@ -293,43 +293,42 @@ impl Engine {
             .set_stream_state(id, object, StreamState::Running, None)
             .await?;
 
+        // While a page is being stored, the next one is already being fetched: the source and
+        // the store work at the same time. The checkpoint stored with a page names the page
+        // after it, so a crash between the two loses nothing.
+        self.keep_claim(scope).await?;
+        let mut page = self
+            .fetch(scope, object, &read, read.next_page.clone())
+            .await?;
         loop {
-            self.keep_claim(scope).await?;
-            let request = PageRequest {
-                connection_id: id.to_owned(),
-                object,
-                since: read.since,
-                page: read.next_page.clone(),
-                page_size: self.inner.config.page_size,
-            };
-            let page = tokio::select! {
-                page = scope.source.read_page(&request) => page?,
-                () = scope.cancel.cancelled() => return Err(StreamStop::Cancelled),
-            };
-
-            let writes = to_writes(id, object, &page.records);
+            let delivered = page.records.len() as u64;
             let page_newest = page
                 .records
                 .iter()
                 .filter_map(|record| record.remote_updated_at)
                 .max();
+            let next_page = page.next_page.take();
+            let writes = to_writes(id, object, page.records);
             read.max_seen = read.max_seen.max(page_newest);
-            read.records_read += page.records.len() as u64;
+            read.records_read += delivered;
             read.pages_read += 1;
-            read.next_page = page.next_page.clone();
+            read.next_page = next_page.clone();
             read.ordered_by_change = page.ordered_by_change;
             // A resumed listing's total counts what is left; progress counts from the start.
             let expected = page.total.map(|total| read.read_before_listing + total);
             read.records_expected = expected.or(read.records_expected);
 
             let checkpoint = read.checkpoint(scope);
-            let stats = store
-                .apply_page(id, object, &writes, &checkpoint, Utc::now())
-                .await?;
-            totals.add(page.records.len() as u64, stats);
-            if page.next_page.is_none() {
+            let stored = store.apply_page(id, object, &writes, &checkpoint, Utc::now());
+            let Some(next_page) = next_page else {
+                totals.add(delivered, stored.await?);
                 break;
-            }
+            };
+            self.keep_claim(scope).await?;
+            let (stored, fetched) =
+                tokio::join!(stored, self.fetch(scope, object, &read, Some(next_page)));
+            totals.add(delivered, stored?);
+            page = fetched?;
         }
 
         let mut warning = None;
@@ -348,6 +347,27 @@ impl Engine {
             .complete_stream(id, object, watermark, Utc::now())
             .await?;
         Ok(warning)
+    }
+
+    /// Fetches one page of a stream's read, unless the run is cancelled first.
+    async fn fetch(
+        &self,
+        scope: &RunScope<'_>,
+        object: ObjectType,
+        read: &ReadState,
+        page: Option<String>,
+    ) -> Result<Page, StreamStop> {
+        let request = PageRequest {
+            connection_id: scope.connection_id.to_owned(),
+            object,
+            since: read.since,
+            page,
+            page_size: self.inner.config.page_size,
+        };
+        tokio::select! {
+            page = scope.source.read_page(&request) => Ok(page?),
+            () = scope.cancel.cancelled() => Err(StreamStop::Cancelled),
+        }
     }
 
     /// Decides where a stream's read starts: a checkpoint, the watermark, or the lookback.
@@ -506,26 +526,26 @@ impl ReadState {
 fn to_writes(
     connection_id: &str,
     object: ObjectType,
-    records: &[SourceRecord],
+    records: Vec<SourceRecord>,
 ) -> Vec<RecordWrite> {
-    let mut position: HashMap<&str, usize> = HashMap::with_capacity(records.len());
+    let mut position: HashMap<String, usize> = HashMap::with_capacity(records.len());
     let mut writes: Vec<RecordWrite> = Vec::with_capacity(records.len());
     for record in records {
         let write = RecordWrite {
             id: ids::record_id(connection_id, object, &record.remote_id),
-            remote_id: record.remote_id.clone(),
-            content_hash: content_hash(record),
+            content_hash: content_hash(&record),
+            remote_id: record.remote_id,
             remote_created_at: record.remote_created_at,
             remote_updated_at: record.remote_updated_at,
             remote_deleted_at: record.remote_deleted_at,
-            fields: record.fields.clone(),
-            custom_fields: record.custom_fields.clone(),
-            remote_data: record.remote_data.clone(),
+            fields: record.fields,
+            custom_fields: record.custom_fields,
+            remote_data: record.remote_data,
         };
-        match position.get(record.remote_id.as_str()) {
+        match position.get(&write.remote_id) {
             Some(&index) => writes[index] = write,
             None => {
-                position.insert(&record.remote_id, writes.len());
+                position.insert(write.remote_id.clone(), writes.len());
                 writes.push(write);
             }
         }
