@@ -138,7 +138,7 @@ pub async fn start(options: SandboxOptions) -> Result<RunningSandbox, SandboxErr
 fn empty_tables() -> BTreeMap<&'static str, Table> {
     table::STRUCTURES
         .iter()
-        .map(|spec| (spec.name, Table::Stored(BTreeMap::new())))
+        .map(|spec| (spec.name, Table::stored(spec)))
         .collect()
 }
 
@@ -403,6 +403,50 @@ async fn collection_api(
     collection(&sandbox, "api", &structure, raw.as_deref(), &headers)
 }
 
+/// One page of a collection answer: its records, whether more follow, and how many match in
+/// all when that was counted.
+struct Window {
+    ids: Vec<RowId>,
+    has_next: bool,
+    total: Option<usize>,
+}
+
+impl Window {
+    /// Cuts a page out of the whole list of matches.
+    fn of_list(ids: &[RowId], first: usize, size: usize) -> Self {
+        let start = first.min(ids.len());
+        let end = start.saturating_add(size).min(ids.len());
+        Window {
+            ids: ids[start..end].to_vec(),
+            has_next: end < ids.len(),
+            total: Some(ids.len()),
+        }
+    }
+
+    /// Reads a page from matches in order, stopping one past the page unless `count` asks
+    /// for the total.
+    fn walk(matches: impl Iterator<Item = RowId>, first: usize, size: usize, count: bool) -> Self {
+        let end = first.saturating_add(size);
+        let mut ids = Vec::with_capacity(size.min(MAX_PAGE_SIZE));
+        let mut seen = 0;
+        for id in matches {
+            if seen >= end && !count {
+                seen += 1;
+                break;
+            }
+            if seen >= first && seen < end {
+                ids.push(id);
+            }
+            seen += 1;
+        }
+        Window {
+            ids,
+            has_next: seen > end,
+            total: count.then_some(seen),
+        }
+    }
+}
+
 /// Answers `GET .../os/<structure>` under the `oslc` or `api` route.
 fn collection(
     sandbox: &Sandbox,
@@ -443,11 +487,20 @@ fn collection(
         );
     };
 
-    let (ids, snapshot) = match (query.stable, query.snapshot) {
+    let matching = || {
+        let indexed =
+            query::run_by_change(table, query.filter.as_ref(), &query.order, sandbox.zone);
+        match indexed {
+            Some(ids) => ids.collect(),
+            None => query::run(table, query.filter.as_ref(), &query.order, sandbox.zone),
+        }
+    };
+    let first = (query.page - 1).saturating_mul(query.page_size);
+    let (window, snapshot) = match (query.stable, query.snapshot) {
         (true, Some(id)) => {
             let snapshots = sandbox.snapshots.lock().unwrap_or_else(|e| e.into_inner());
             match snapshots.open.get(&id) {
-                Some(ids) => (ids.clone(), Some(id)),
+                Some(ids) => (Window::of_list(ids, first, query.page_size), Some(id)),
                 None => {
                     return sandbox
                         .bad_request("the stable paging set has expired; start again at page 1")
@@ -455,38 +508,31 @@ fn collection(
             }
         }
         (true, None) => {
-            let ids = Arc::new(query::run(
-                table,
-                query.filter.as_ref(),
-                &query.order,
-                sandbox.zone,
-            ));
+            let ids = Arc::new(matching());
+            let window = Window::of_list(&ids, first, query.page_size);
             let mut snapshots = sandbox.snapshots.lock().unwrap_or_else(|e| e.into_inner());
             snapshots.next_id += 1;
             let id = snapshots.next_id;
-            snapshots.open.insert(id, ids.clone());
+            snapshots.open.insert(id, ids);
             while snapshots.open.len() > MAX_SNAPSHOTS {
                 snapshots.open.pop_first();
             }
-            (ids, Some(id))
+            (window, Some(id))
         }
-        (false, _) => (
-            Arc::new(query::run(
-                table,
-                query.filter.as_ref(),
-                &query.order,
-                sandbox.zone,
-            )),
-            None,
-        ),
+        (false, _) => {
+            let indexed =
+                query::run_by_change(table, query.filter.as_ref(), &query.order, sandbox.zone);
+            let window = match indexed {
+                Some(ids) => Window::walk(ids, first, query.page_size, query.count),
+                None => Window::of_list(&matching(), first, query.page_size),
+            };
+            (window, None)
+        }
     };
 
     let collection_url = format!("{}/{prefix}/os/{}", sandbox.base_url, spec.name);
-    let start = (query.page - 1)
-        .saturating_mul(query.page_size)
-        .min(ids.len());
-    let end = (start + query.page_size).min(ids.len());
-    let members: Vec<Value> = ids[start..end]
+    let members: Vec<Value> = window
+        .ids
         .iter()
         .filter_map(|id| {
             let row = table.row(id)?;
@@ -502,7 +548,7 @@ fn collection(
         })
         .collect();
 
-    let has_next = end < ids.len();
+    let has_next = window.has_next;
     if !has_next {
         if let Some(id) = snapshot {
             sandbox
@@ -530,12 +576,12 @@ fn collection(
         format!("{collection_url}?{query}")
     };
 
-    let total_pages = ids.len().div_ceil(query.page_size).max(1);
     let mut info = serde_json::Map::new();
     info.insert("href".into(), json!(page_href(query.page)));
     info.insert("pagenum".into(), json!(query.page));
-    if query.count {
-        info.insert("totalCount".into(), json!(ids.len()));
+    if let (true, Some(total)) = (query.count, window.total) {
+        let total_pages = total.div_ceil(query.page_size).max(1);
+        info.insert("totalCount".into(), json!(total));
         info.insert("totalPages".into(), json!(total_pages));
     }
     if has_next {
@@ -562,4 +608,183 @@ fn collection(
         json!({ "rdfs:member": members, "rdf:about": collection_url, "oslc:responseInfo": info })
     };
     Json(body).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{DateTime, Duration, SubsecRound, TimeZone};
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    use super::derive::time_value;
+    use super::synthetic::SyntheticWorkOrders;
+    use super::table::{Attrs, WORK_ORDERS};
+    use super::*;
+
+    fn work_order(site: &str, wonum: &str, changed: Option<DateTime<Utc>>, task: bool) -> Row {
+        let mut attrs = Attrs::new();
+        attrs.insert("siteid".into(), json!(site));
+        attrs.insert("wonum".into(), json!(wonum));
+        attrs.insert("istask".into(), json!(task));
+        if let Some(changed) = changed {
+            attrs.insert("changedate".into(), time_value(changed));
+        }
+        Row { attrs, rowstamp: 1 }
+    }
+
+    /// A random time in `[from, from + span)`, on whole seconds now and then so that many
+    /// records share a time.
+    fn some_time(rng: &mut StdRng, from: DateTime<Utc>, span: Duration) -> DateTime<Utc> {
+        let millis = rng.gen_range(0..span.num_milliseconds());
+        let millis = if rng.gen_bool(0.3) {
+            millis / 1000 * 1000
+        } else {
+            millis
+        };
+        from + Duration::milliseconds(millis)
+    }
+
+    /// Changes, deletes and creates records at random, as the control API would.
+    fn churn(table: &mut Table, rng: &mut StdRng, from: DateTime<Utc>, span: Duration) {
+        let ids = table.ids();
+        for _ in 0..60 {
+            let id = &ids[rng.gen_range(0..ids.len())];
+            let Some(row) = table.row(id).map(|row| row.into_owned()) else {
+                continue;
+            };
+            let key = WORK_ORDERS.key_of(&row.attrs).unwrap();
+            match rng.gen_range(0..4) {
+                0 => {
+                    table.remove(&key);
+                }
+                1 => {
+                    let mut changed = row;
+                    changed.attrs.remove("changedate");
+                    table.put(&key, changed);
+                }
+                _ => {
+                    let mut changed = row;
+                    let time = some_time(rng, from, span);
+                    changed.attrs.insert("changedate".into(), time_value(time));
+                    changed
+                        .attrs
+                        .insert("istask".into(), json!(rng.gen_bool(0.2)));
+                    table.put(&key, changed);
+                }
+            }
+        }
+        for number in 0..30 {
+            let site = if rng.gen_bool(0.5) { "PLANT1" } else { "AAA" };
+            let time = rng.gen_bool(0.9).then(|| some_time(rng, from, span));
+            let wonum = format!("N{number:03}");
+            table.put(
+                &format!("{site}/{wonum}"),
+                work_order(site, &wonum, time, false),
+            );
+        }
+    }
+
+    fn literal(rng: &mut StdRng, time: DateTime<Utc>, zone: Tz) -> String {
+        let time = if rng.gen_bool(0.5) {
+            time.trunc_subsecs(0)
+        } else {
+            time
+        };
+        if rng.gen_bool(0.7) {
+            time.format("%Y-%m-%dT%H:%M:%S+00:00").to_string()
+        } else {
+            time.with_timezone(&zone)
+                .naive_local()
+                .format("%Y-%m-%dT%H:%M:%S%.3f")
+                .to_string()
+        }
+    }
+
+    /// Compares the change index against the general scan and sort for random bounds and
+    /// pages, on `table` before and after random changes.
+    fn check_index_answers_as_the_scan(mut table: Table, from: DateTime<Utc>, span: Duration) {
+        let zone: Tz = "America/New_York".parse().unwrap();
+        let mut rng = StdRng::seed_from_u64(11);
+        let order = query::parse_order("+changedate,+siteid,+wonum").unwrap();
+        for round in 0..2 {
+            if round == 1 {
+                churn(&mut table, &mut rng, from, span);
+            }
+            for _ in 0..200 {
+                let mut terms = Vec::new();
+                if rng.gen_bool(0.5) {
+                    terms.push("istask=0".to_owned());
+                }
+                let lower = some_time(&mut rng, from - span / 10, span + span / 5);
+                let upper =
+                    lower + Duration::milliseconds(rng.gen_range(0..span.num_milliseconds()));
+                match rng.gen_range(0..4) {
+                    0 => terms.push(r#"changedate="*""#.to_owned()),
+                    1 => terms.push(format!(
+                        r#"changedate>="{}""#,
+                        literal(&mut rng, lower, zone)
+                    )),
+                    2 => terms.push(format!(
+                        r#"changedate>"{}""#,
+                        literal(&mut rng, lower, zone)
+                    )),
+                    _ => {
+                        terms.push(format!(
+                            r#"changedate>="{}""#,
+                            literal(&mut rng, lower, zone)
+                        ));
+                        terms.push(format!(
+                            r#"changedate<"{}""#,
+                            literal(&mut rng, upper, zone)
+                        ));
+                    }
+                }
+                let filter = where_clause::parse(&terms.join(" and ")).unwrap();
+                let scanned = query::run(&table, Some(&filter), &order, zone);
+                let indexed: Vec<RowId> = query::run_by_change(&table, Some(&filter), &order, zone)
+                    .expect("the index answers a bounded change-ordered query")
+                    .collect();
+                assert_eq!(indexed, scanned, "{terms:?}");
+
+                let size = rng.gen_range(1..40);
+                let first = size * rng.gen_range(0..scanned.len() / size + 2);
+                let count = rng.gen_bool(0.5);
+                let matches = query::run_by_change(&table, Some(&filter), &order, zone).unwrap();
+                let walked = Window::walk(matches, first, size, count);
+                let cut = Window::of_list(&scanned, first, size);
+                assert_eq!(walked.ids, cut.ids, "{terms:?} from {first}");
+                assert_eq!(walked.has_next, cut.has_next, "{terms:?} from {first}");
+                if count {
+                    assert_eq!(walked.total, cut.total);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_change_index_answers_as_the_scan_on_stored_records() {
+        let from = Utc.with_ymd_and_hms(2024, 3, 10, 6, 0, 0).unwrap();
+        let span = Duration::seconds(200);
+        let mut rng = StdRng::seed_from_u64(3);
+        let mut table = Table::stored(WORK_ORDERS);
+        for number in 0..400 {
+            let site = ["MINE", "GNS", "PLANT1"][number % 3];
+            let wonum = format!("W{number:05}");
+            let time = rng.gen_bool(0.95).then(|| some_time(&mut rng, from, span));
+            table.put(
+                &format!("{site}/{wonum}"),
+                work_order(site, &wonum, time, rng.gen_bool(0.2)),
+            );
+        }
+        check_index_answers_as_the_scan(table, from, span);
+    }
+
+    #[test]
+    fn the_change_index_answers_as_the_scan_on_generated_records() {
+        let end = Utc.with_ymd_and_hms(2024, 3, 10, 6, 0, 0).unwrap()
+            + Duration::nanoseconds(123_456_789);
+        let synthetic = SyntheticWorkOrders::new(500, 5, end);
+        let span = Duration::days(20);
+        check_index_answers_as_the_scan(Table::Synthetic(synthetic), end - span, span);
+    }
 }

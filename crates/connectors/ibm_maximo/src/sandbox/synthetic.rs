@@ -12,7 +12,8 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::{json, Value};
 
 use super::derive::{below, mix, pick, time_value};
-use super::table::{Attrs, Row, RowId};
+use super::query::SortKey;
+use super::table::{Attrs, ChangeIndex, ChangePlace, Row, RowId, StructureSpec, WORK_ORDERS};
 
 const SITE: &str = "PLANT1";
 const WORDS: &[&str] = &[
@@ -65,6 +66,9 @@ pub struct SyntheticWorkOrders {
     overlay: BTreeMap<u32, Option<Row>>,
     /// Records the control API created, by natural key.
     created: BTreeMap<Arc<str>, Row>,
+    /// The change order of the records in `overlay` and `created`; generated records are in
+    /// change order by index already.
+    by_change: ChangeIndex,
 }
 
 impl SyntheticWorkOrders {
@@ -81,7 +85,12 @@ impl SyntheticWorkOrders {
             step_millis,
             overlay: BTreeMap::new(),
             created: BTreeMap::new(),
+            by_change: ChangeIndex::default(),
         }
+    }
+
+    pub fn spec(&self) -> &'static StructureSpec {
+        WORK_ORDERS
     }
 
     /// Returns the rowstamp the first record after the generated ones should get.
@@ -121,6 +130,8 @@ impl SyntheticWorkOrders {
     }
 
     pub fn put(&mut self, key: &str, row: Row) {
+        self.forget(key);
+        self.by_change.insert(WORK_ORDERS, key, &row.attrs);
         match self.index_of(key) {
             Some(index) => {
                 self.overlay.insert(index, Some(row));
@@ -132,6 +143,7 @@ impl SyntheticWorkOrders {
     }
 
     pub fn remove(&mut self, key: &str) -> bool {
+        self.forget(key);
         if self.created.remove(key).is_some() {
             return true;
         }
@@ -141,6 +153,73 @@ impl SyntheticWorkOrders {
         let existed = !matches!(self.overlay.get(&index), Some(None));
         self.overlay.insert(index, None);
         existed
+    }
+
+    /// Takes the held record under `key`, if any, out of the change index.
+    fn forget(&mut self, key: &str) {
+        let held = match self.index_of(key) {
+            Some(index) => self.overlay.get(&index).and_then(Option::as_ref),
+            None => self.created.get(key),
+        };
+        if let Some(row) = held {
+            self.by_change.remove(WORK_ORDERS, key, &row.attrs);
+        }
+    }
+
+    /// Returns the records changed within `[lower, upper]` microseconds in change order: the
+    /// generated ones found by binary search on their ascending change dates (skipping those
+    /// the overlay changed or deleted), merged with the held ones from the change index.
+    pub fn change_range(
+        &self,
+        lower: i64,
+        upper: i64,
+    ) -> Option<Box<dyn Iterator<Item = RowId> + '_>> {
+        let mut held = self.by_change.range(lower, upper)?.peekable();
+        let (mut low, mut high) = (0, self.count);
+        while low < high {
+            let middle = low + (high - low) / 2;
+            if self.change_micros(middle) < lower {
+                low = middle + 1;
+            } else {
+                high = middle;
+            }
+        }
+        let mut generated = (low..self.count)
+            .take_while(move |index| self.change_micros(*index) <= upper)
+            .filter(|index| !self.overlay.contains_key(index))
+            .map(|index| (self.place(index), index))
+            .peekable();
+
+        let merged = std::iter::from_fn(move || {
+            let take_held = match (generated.peek(), held.peek()) {
+                (None, None) => return None,
+                (Some(_), None) => false,
+                (None, Some(_)) => true,
+                (Some((place, _)), Some(other)) => *other < place,
+            };
+            if take_held {
+                let place = held.next()?;
+                Some(
+                    self.find(&place.2)
+                        .unwrap_or_else(|| RowId::Key(place.2.clone())),
+                )
+            } else {
+                generated.next().map(|(_, index)| RowId::Index(index))
+            }
+        });
+        Some(Box::new(merged))
+    }
+
+    fn change_micros(&self, index: u32) -> i64 {
+        self.changedate(index).timestamp_micros()
+    }
+
+    /// Returns where generated record `index` sorts, as [`ChangeIndex::place`] would place it.
+    fn place(&self, index: u32) -> ChangePlace {
+        let wonum = wonum(index);
+        let key = format!("{SITE}/{wonum}");
+        let keys = vec![SortKey::Text(SITE.to_owned()), SortKey::Text(wonum)];
+        (self.change_micros(index), keys, Arc::from(key))
     }
 
     pub fn row(&self, id: &RowId) -> Option<Cow<'_, Row>> {
