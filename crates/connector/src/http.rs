@@ -82,17 +82,32 @@ impl SourceHttp {
         &self,
         build: impl Fn(&reqwest::Client) -> RequestBuilder,
     ) -> Result<Value, ConnectorError> {
+        Ok(self.get_json_dated(build).await?.0)
+    }
+
+    /// Like [`SourceHttp::get_json`], also returning the source's clock from the `Date` header.
+    pub async fn get_json_dated(
+        &self,
+        build: impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<(Value, Option<chrono::DateTime<Utc>>), ConnectorError> {
         let response = self.send(build).await?;
+        let date = response
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| chrono::DateTime::parse_from_rfc2822(value).ok())
+            .map(|date| date.with_timezone(&Utc));
         let body = response
             .bytes()
             .await
             .map_err(|err| ConnectorError::Malformed(format!("reading the body failed: {err}")))?;
-        serde_json::from_slice(&body).map_err(|err| {
+        let json = serde_json::from_slice(&body).map_err(|err| {
             ConnectorError::Malformed(format!(
                 "the body is not valid JSON ({err}): {}",
                 excerpt(&body)
             ))
-        })
+        })?;
+        Ok((json, date))
     }
 
     /// Sends the request `build` makes, retrying transient faults; returns a 2xx response.

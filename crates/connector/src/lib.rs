@@ -96,6 +96,12 @@ pub struct Page {
     pub ordered_by_change: bool,
     /// How many records the whole listing holds, when the source says.
     pub total: Option<u64>,
+    /// The source's own clock when the listing began (e.g. the `Date` of its first answer).
+    ///
+    /// For a listing not ordered by change, records changed while it runs carry change times
+    /// at or after this instant, so the engine never moves the watermark past it: the next
+    /// read starts early enough to see them.
+    pub listing_started_at: Option<DateTime<Utc>>,
 }
 
 /// One page of remote ids.

@@ -128,6 +128,9 @@ pub struct Checkpoint {
     pub records_read: u64,
     pub pages_read: u64,
     pub records_expected: Option<u64>,
+    /// The source's clock when the listing began, for listings not ordered by change.
+    #[serde(default)]
+    pub listing_started_at: Option<DateTime<Utc>>,
 }
 
 /// One record to upsert.

@@ -314,6 +314,7 @@ impl Engine {
             read.pages_read += 1;
             read.next_page = next_page.clone();
             read.ordered_by_change = page.ordered_by_change;
+            read.listing_started_at = read.listing_started_at.or(page.listing_started_at);
             // A resumed listing's total counts what is left; progress counts from the start.
             let expected = page.total.map(|total| read.read_before_listing + total);
             read.records_expected = expected.or(read.records_expected);
@@ -342,7 +343,7 @@ impl Engine {
             }
         }
 
-        let watermark = stream.watermark.max(read.max_seen);
+        let watermark = stream.watermark.max(read.newest_safe_change());
         store
             .complete_stream(id, object, watermark, Utc::now())
             .await?;
@@ -394,6 +395,12 @@ impl Engine {
                     checkpoint.records_read
                 } else {
                     0
+                },
+                // A listing started over is a new listing; a continued one keeps its start.
+                listing_started_at: if resume_at_newest {
+                    None
+                } else {
+                    checkpoint.listing_started_at
                 },
             };
         }
@@ -504,9 +511,23 @@ struct ReadState {
     records_expected: Option<u64>,
     /// Records an interrupted read had delivered before this listing started over.
     read_before_listing: u64,
+    /// The source's clock when the listing began, when the source tells.
+    listing_started_at: Option<DateTime<Utc>>,
 }
 
 impl ReadState {
+    /// Returns the newest change time the watermark may take after this read completes.
+    ///
+    /// An ordered listing has delivered everything older than its newest change. An unordered
+    /// one may have passed records that changed while it ran; those changes are at or after
+    /// the listing's start, so the watermark stops there.
+    fn newest_safe_change(&self) -> Option<DateTime<Utc>> {
+        match (self.ordered_by_change, self.listing_started_at) {
+            (false, Some(started)) => self.max_seen.map(|newest| newest.min(started)),
+            _ => self.max_seen,
+        }
+    }
+
     fn checkpoint(&self, scope: &RunScope<'_>) -> Checkpoint {
         Checkpoint {
             run_id: scope.run_id.clone(),
@@ -518,6 +539,7 @@ impl ReadState {
             records_read: self.records_read,
             pages_read: self.pages_read,
             records_expected: self.records_expected,
+            listing_started_at: self.listing_started_at,
         }
     }
 }
@@ -561,5 +583,42 @@ fn outcome(status: RunStatus, totals: &Totals, error: Option<String>) -> RunOutc
         stats: totals.stats,
         records_deleted: totals.records_deleted,
         error,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + seconds, 0).unwrap()
+    }
+
+    #[test]
+    fn an_unordered_listing_never_moves_the_watermark_past_its_start() {
+        let mut read = ReadState {
+            max_seen: Some(at(100)),
+            listing_started_at: Some(at(40)),
+            ..ReadState::default()
+        };
+        assert_eq!(read.newest_safe_change(), Some(at(40)));
+
+        read.ordered_by_change = true;
+        assert_eq!(
+            read.newest_safe_change(),
+            Some(at(100)),
+            "ordered listings keep the newest"
+        );
+
+        read.ordered_by_change = false;
+        read.listing_started_at = None;
+        assert_eq!(
+            read.newest_safe_change(),
+            Some(at(100)),
+            "no start known: the newest seen"
+        );
+
+        read.listing_started_at = Some(at(400));
+        assert_eq!(read.newest_safe_change(), Some(at(100)));
     }
 }

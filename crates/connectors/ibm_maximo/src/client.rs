@@ -280,6 +280,15 @@ impl MaximoSource {
 
     /// Sends an authenticated GET of `url` with `params` and reads the JSON answer.
     async fn get(&self, url: &str, params: &[(&str, String)]) -> Result<Value, ConnectorError> {
+        Ok(self.get_dated(url, params).await?.0)
+    }
+
+    /// Like `get`, also returning the server's clock from its `Date` header.
+    async fn get_dated(
+        &self,
+        url: &str,
+        params: &[(&str, String)],
+    ) -> Result<(Value, Option<DateTime<Utc>>), ConnectorError> {
         let (header, value) = match &self.auth {
             Auth::ApiKey(key) => ("apikey", key.as_str()),
             Auth::Native(encoded) => ("maxauth", encoded.as_str()),
@@ -287,7 +296,7 @@ impl MaximoSource {
         tracing::debug!(url, "maximo request");
         self.http
             .0
-            .get_json(|client| {
+            .get_json_dated(|client| {
                 client
                     .get(url)
                     .query(params)
@@ -536,16 +545,11 @@ impl MaximoSource {
     /// watermark covers both. Because the second phase restarts at older times, parts are not
     /// reported as ordered by change.
     ///
-    /// TODO(#2): the watermark can still pass a change: a part read late carries its *current*
-    /// item and stock times, newer than an item change made after the items phase passed that
-    /// item. Reporting `ordered_by_change = false` does not help: the engine still makes the
-    /// newest `remote_updated_at` of a complete read the watermark. The likely fix: at the first
-    /// page, read the newest `changedate` of items and of inventory (one `-changedate` row
-    /// each) as `T0`, carry it in the continuation, and report each part's time as
-    /// `min(time, T0)`; a change made after the listing started gets a time at or after `T0`
-    /// (given no future-dated rows and a server clock that does not step back), and the next
-    /// read starts at or before `T0`. Not done yet: it needs a new continuation format and a
-    /// mid-listing test (README, shortcomings).
+    /// A part read late carries its *current* item and stock times, which may be newer than an
+    /// item change made after the items phase passed that item. So the first page reports the
+    /// server's clock (its `Date` header) as the listing's start, and the engine never moves
+    /// the watermark of a listing not ordered by change past that start: every change made
+    /// while the listing ran is at or after it, and the next read sees it.
     async fn read_parts(
         &self,
         request: &PageRequest,
@@ -554,6 +558,7 @@ impl MaximoSource {
         let item_structure =
             structure_for(ObjectType::Parts).ok_or_else(|| unsupported(request.object))?;
         let cursor = PartsCursor::decode(request.page.as_deref())?;
+        let mut listing_started_at = None;
         let (items, next, total) = match cursor {
             PartsCursor::Items(href) => {
                 let body = match href {
@@ -565,8 +570,10 @@ impl MaximoSource {
                             Some(item_structure.change_attr),
                             request.page_size,
                         );
-                        self.get(&self.collection_url(item_structure.name), &params)
-                            .await?
+                        let url = self.collection_url(item_structure.name);
+                        let (body, date) = self.get_dated(&url, &params).await?;
+                        listing_started_at = date;
+                        body
                     }
                 };
                 let page = Collection::read(&body)?;
@@ -632,6 +639,7 @@ impl MaximoSource {
             next_page: next.map(|cursor| cursor.encode()),
             ordered_by_change: false,
             total,
+            listing_started_at,
         })
     }
 }
@@ -783,6 +791,7 @@ impl Source for MaximoSource {
             next_page: next.map(|listing| listing.encode()),
             ordered_by_change: true,
             total,
+            listing_started_at: None,
         })
     }
 

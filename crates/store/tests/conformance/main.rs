@@ -208,5 +208,6 @@ pub fn checkpoint(run_id: &str, records_read: u64) -> Checkpoint {
         records_read,
         pages_read: 1,
         records_expected: Some(100),
+        listing_started_at: None,
     }
 }
