@@ -128,23 +128,37 @@ impl Store {
         Ok(stats)
     }
 
-    /// Returns the remote ids of the stream's records not marked deleted.
+    /// Returns up to `limit` remote ids of the stream's records not marked deleted, in remote
+    /// id order, after `after` (from the start when `None`): pages of a walk over all of them.
     pub async fn live_remote_ids(
         &self,
         connection_id: &str,
         object: ObjectType,
+        after: Option<&str>,
+        limit: u32,
     ) -> Result<Vec<String>, StoreError> {
-        sqlx::query(
+        let after_clause = if after.is_some() {
+            "AND remote_id > $4 "
+        } else {
+            ""
+        };
+        let sql = format!(
             "SELECT remote_id FROM records WHERE connection_id = $1 AND object = $2 \
-             AND remote_deleted_at IS NULL ORDER BY remote_id",
-        )
-        .bind(connection_id)
-        .bind(object.slug())
-        .fetch_all(&self.read)
-        .await?
-        .iter()
-        .map(|row| Ok(row.try_get("remote_id")?))
-        .collect()
+             AND remote_deleted_at IS NULL {after_clause}ORDER BY remote_id LIMIT $3"
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(connection_id)
+            .bind(object.slug())
+            .bind(i64::from(limit));
+        if let Some(after) = after {
+            query = query.bind(after);
+        }
+        query
+            .fetch_all(&self.read)
+            .await?
+            .iter()
+            .map(|row| Ok(row.try_get("remote_id")?))
+            .collect()
     }
 
     /// Sets `remote_deleted_at = at` on the given live records, each taking a new change

@@ -455,7 +455,7 @@ impl Engine {
     /// Lists every id the source holds for `object` and marks stored records it no longer holds
     /// as deleted. Runs only after a complete read; a listing that fails marks nothing.
     async fn reconcile(&self, scope: &RunScope<'_>, object: ObjectType) -> Result<u64, StreamStop> {
-        let mut remote_ids = HashSet::new();
+        let mut remote_ids: HashSet<u64> = HashSet::new();
         let mut page: Option<String> = None;
         loop {
             self.keep_claim(scope).await?;
@@ -463,19 +463,33 @@ impl Engine {
                 listed = scope.source.list_ids(object, page.as_deref()) => listed?,
                 () = scope.cancel.cancelled() => return Err(StreamStop::Cancelled),
             };
-            remote_ids.extend(listed.remote_ids);
+            remote_ids.extend(listed.remote_ids.iter().map(|remote_id| id_hash(remote_id)));
             match listed.next_page {
                 Some(next) => page = Some(next),
                 None => break,
             }
         }
 
+        // The stored ids are walked in pages and the source's are kept as 64-bit hashes, so a
+        // stream of a million records costs megabytes, not the ids themselves. A collision can
+        // only hide a deletion (until the next pass), never invent one.
         let store = &self.inner.store;
-        let stored = store.live_remote_ids(scope.connection_id, object).await?;
-        let vanished: Vec<String> = stored
-            .into_iter()
-            .filter(|remote_id| !remote_ids.contains(remote_id))
-            .collect();
+        let mut vanished = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let stored = store
+                .live_remote_ids(scope.connection_id, object, after.as_deref(), ID_PAGE)
+                .await?;
+            let Some(last) = stored.last().cloned() else {
+                break;
+            };
+            vanished.extend(
+                stored
+                    .into_iter()
+                    .filter(|remote_id| !remote_ids.contains(&id_hash(remote_id))),
+            );
+            after = Some(last);
+        }
         let now = Utc::now();
         let deleted = if vanished.is_empty() {
             0
@@ -497,6 +511,17 @@ impl Engine {
         }
         Ok(deleted)
     }
+}
+
+/// Stored remote ids read per page while reconciling.
+const ID_PAGE: u32 = 10_000;
+
+/// Returns a 64-bit hash of a remote id (SipHash with fixed keys: the same within a run).
+fn id_hash(remote_id: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    remote_id.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Where a stream's read stands; becomes the checkpoint stored with each page.

@@ -511,7 +511,13 @@ pub async fn mark_remote_deleted_takes_new_seqs(ctx: Ctx) {
             .unwrap(),
         0
     );
-    assert_eq!(store.live_remote_ids("c1", ASSETS).await.unwrap(), ["A2"]);
+    assert_eq!(
+        store
+            .live_remote_ids("c1", ASSETS, None, 100)
+            .await
+            .unwrap(),
+        ["A2"]
+    );
     assert_eq!(assets_stream(store, "c1").await.record_count, 1);
 
     let records = all_records(store, "c1").await;
@@ -553,9 +559,29 @@ pub async fn mark_remote_deleted_takes_new_seqs(ctx: Ctx) {
         "{refused:?}"
     );
     assert_eq!(
-        store.live_remote_ids("c1", ASSETS).await.unwrap(),
+        store
+            .live_remote_ids("c1", ASSETS, None, 100)
+            .await
+            .unwrap(),
         ["A1", "A2"]
     );
+    assert_eq!(
+        store.live_remote_ids("c1", ASSETS, None, 1).await.unwrap(),
+        ["A1"]
+    );
+    assert_eq!(
+        store
+            .live_remote_ids("c1", ASSETS, Some("A1"), 1)
+            .await
+            .unwrap(),
+        ["A2"],
+        "a walk continues after the last id it saw"
+    );
+    assert!(store
+        .live_remote_ids("c1", ASSETS, Some("A2"), 1)
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 pub async fn delete_data_empties_and_bumps_the_epoch(ctx: Ctx) {
