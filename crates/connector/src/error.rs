@@ -29,6 +29,9 @@ pub enum ConnectorError {
     /// A native record could not be mapped to the unified model.
     #[error("a record could not be mapped: {0}")]
     Mapping(String),
+    /// A sandbox server could not start (its data, its address).
+    #[error("{0}")]
+    Sandbox(String),
     /// The object type is not offered by this system.
     #[error("this system does not offer {0}")]
     Unsupported(String),

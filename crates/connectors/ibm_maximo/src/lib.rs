@@ -60,10 +60,8 @@ impl Connector for MaximoConnector {
         &self,
         options: SandboxOptions,
     ) -> Result<Option<RunningSandbox>, ConnectorError> {
-        // TODO(#2): ConnectorError has no variant for a local start-up failure; Unreachable is
-        // the closest and keeps the sandbox's own message.
         sandbox::start(options).await.map(Some).map_err(|err| {
-            ConnectorError::Unreachable(format!("the maximo sandbox did not start: {err}"))
+            ConnectorError::Sandbox(format!("the maximo sandbox did not start: {err}"))
         })
     }
 }
