@@ -53,7 +53,11 @@ impl Engine {
         for owner in owners.iter().filter(|owner| is_dead_local_worker(owner)) {
             match self.inner.store.expire_leases_of(owner).await {
                 Ok(ended) if ended > 0 => {
-                    tracing::info!(worker = %owner, leases = ended, "took over a dead worker's syncs");
+                    tracing::info!(
+                        worker = %owner,
+                        leases = ended,
+                        "took over a dead worker's syncs"
+                    );
                 }
                 Ok(_) => {}
                 Err(err) => tracing::warn!(worker = %owner, error = %err, "ending leases failed"),

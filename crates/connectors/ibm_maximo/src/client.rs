@@ -489,7 +489,8 @@ impl MaximoSource {
                     .map(|member| {
                         change_time(member, attr).ok_or_else(|| {
                             ConnectorError::Malformed(format!(
-                                "a {} member selected by its {attr} has no readable {attr}: {member}",
+                                "a {} member selected by its {attr} \
+                                 has no readable {attr}: {member}",
                                 structure.name
                             ))
                         })
@@ -785,7 +786,12 @@ impl Source for MaximoSource {
             .iter()
             .map(|member| mapping::map(request.object, &context, member))
             .collect::<Result<Vec<SourceRecord>, _>>()?;
-        tracing::debug!(object = %request.object, records = records.len(), more = next.is_some(), "maximo page read");
+        tracing::debug!(
+            object = %request.object,
+            records = records.len(),
+            more = next.is_some(),
+            "maximo page read"
+        );
         Ok(Page {
             records,
             next_page: next.map(|listing| listing.encode()),
@@ -853,7 +859,12 @@ mod tests {
         assert!(MaximoSource::open(&ok).is_ok());
         for bad in [
             json!({"base_url": "https://h/maximo"}),
-            json!({"base_url": "https://h/maximo", "api_key": "k", "username": "u", "password": "p"}),
+            json!({
+                "base_url": "https://h/maximo",
+                "api_key": "k",
+                "username": "u",
+                "password": "p",
+            }),
             json!({"base_url": "https://h/maximo", "username": "u"}),
             json!({"api_key": "k"}),
             json!({"base_url": "ftp://h", "api_key": "k"}),
@@ -875,7 +886,11 @@ mod tests {
 
     #[test]
     fn error_json_becomes_code_and_message() {
-        let body = json!({"Error": {"reasonCode": "BMXAA7901E", "message": "BMXAA7901E - You cannot log in", "statusCode": "401"}});
+        let body = json!({"Error": {
+            "reasonCode": "BMXAA7901E",
+            "message": "BMXAA7901E - You cannot log in",
+            "statusCode": "401",
+        }});
         assert_eq!(read_error(&body).unwrap(), "BMXAA7901E: You cannot log in");
         assert_eq!(read_error(&json!({"x": 1})), None);
     }

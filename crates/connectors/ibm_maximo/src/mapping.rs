@@ -675,7 +675,8 @@ mod tests {
             "wonum": "EX00042", "siteid": "MINE", "status": "WMATL", "wopriority": 2,
             "worktype": "CM", "assetnum": "EX-A", "location": "PIT",
             "origrecordid": "SR00007", "origrecordclass": "SR",
-            "reportdate": "2024-07-01T08:00:00-04:00", "changedate": "2024-07-02T09:30:00.250-04:00",
+            "reportdate": "2024-07-01T08:00:00-04:00",
+            "changedate": "2024-07-02T09:30:00.250-04:00",
             "failurecode": "BUCKET",
             "woactivity": [{"taskid": 10, "wonum": "EX00042-10", "status": "COMP", "estdur": 1.5}]
         });

@@ -120,9 +120,10 @@ async fn check_accepts_the_key_and_rejects_a_wrong_one_or_a_dead_port() {
     let source = connector
         .open(&Credentials::new(wrong.as_object().unwrap().clone()))
         .unwrap();
-    assert!(
-        matches!(source.check().await, Err(ConnectorError::CredentialsRejected(message)) if message.contains("BMXAA7901E"))
-    );
+    assert!(matches!(
+        source.check().await,
+        Err(ConnectorError::CredentialsRejected(message)) if message.contains("BMXAA7901E")
+    ));
 
     let native = json!({
         "base_url": harness.sandbox.base_url,
@@ -268,8 +269,14 @@ async fn since_loses_nothing_at_the_boundary_in_zones_away_from_utc() {
             (1000, "AFTER"),
         ] {
             let changed = boundary + Duration::milliseconds(offset_ms);
-            let body = json!({"wonum": name, "siteid": "MINE", "description": name, "status": "APPR", "istask": false,
-                              "changedate": changed.to_rfc3339()});
+            let body = json!({
+                "wonum": name,
+                "siteid": "MINE",
+                "description": name,
+                "status": "APPR",
+                "istask": false,
+                "changedate": changed.to_rfc3339(),
+            });
             harness
                 .control(reqwest::Method::POST, "/os/mxapiwodetail", body)
                 .await;
@@ -304,8 +311,14 @@ async fn many_records_sharing_one_change_time_all_arrive_across_pages() {
     let harness = start("America/New_York").await;
     let shared = (Utc::now() - Duration::hours(6)).trunc_subsecs(0);
     for n in 0..250 {
-        let body = json!({"wonum": format!("BULK{n:03}"), "siteid": "MINE", "istask": false, "status": "WAPPR",
-                          "description": "bulk", "changedate": shared.to_rfc3339()});
+        let body = json!({
+            "wonum": format!("BULK{n:03}"),
+            "siteid": "MINE",
+            "istask": false,
+            "status": "WAPPR",
+            "description": "bulk",
+            "changedate": shared.to_rfc3339(),
+        });
         harness
             .control(reqwest::Method::POST, "/os/mxapiwodetail", body)
             .await;
@@ -588,8 +601,14 @@ async fn a_second_shared_by_more_than_a_page_is_read_whole_and_the_listing_ends(
     let harness = start("America/New_York").await;
     let shared = (Utc::now() - Duration::hours(6)).trunc_subsecs(0);
     for n in 0..250 {
-        let body = json!({"wonum": format!("BULK{n:03}"), "siteid": "MINE", "istask": false, "status": "WAPPR",
-                          "description": "bulk", "changedate": shared.to_rfc3339()});
+        let body = json!({
+            "wonum": format!("BULK{n:03}"),
+            "siteid": "MINE",
+            "istask": false,
+            "status": "WAPPR",
+            "description": "bulk",
+            "changedate": shared.to_rfc3339(),
+        });
         harness
             .control(reqwest::Method::POST, "/os/mxapiwodetail", body)
             .await;

@@ -133,7 +133,9 @@ fn load_sites_and_locations(
                 json!({
                     "siteid": network, "orgid": ORG, "siteuid": 800 + site_ids.len(),
                     "description": format!("Network {network}"), "active": true,
-                    "changedate": time_value(context.master_change(&format!("site/{network}"), None)),
+                    "changedate": time_value(
+                        context.master_change(&format!("site/{network}"), None)
+                    ),
                 }),
             );
         }

@@ -116,7 +116,9 @@ fn load_sites_people_and_suppliers(context: &Context, records: &mut Records) {
             json!({
                 "company": company, "orgid": ORG, "companiesid": 900 + index, "name": name,
                 "type": "V", "disabled": false, "currencycode": "AUD",
-                "changedate": time_value(context.master_change(&format!("company/{company}"), None)),
+                "changedate": time_value(
+                    context.master_change(&format!("company/{company}"), None)
+                ),
             }),
         );
     }
@@ -201,13 +203,19 @@ fn load_excavators(dir: &Path, context: &Context, records: &mut Records) -> Resu
                 "reportdate": time_value(reported), "reportedby": pick(h("by"), TECHNICIANS),
                 "schedstart": time_value(reported + Duration::hours(2)),
                 "schedfinish": time_value(reported + Duration::hours(10)),
-                "actstart": timeline.started.map(time_value), "actfinish": timeline.finished.map(time_value),
+                "actstart": timeline.started.map(time_value),
+                "actfinish": timeline.finished.map(time_value),
                 "estdur": 1 + below(h("estdur"), 12),
-                "acttotalcost": if timeline.finished.is_some() { cost.map(|c| json!(c)) } else { None },
+                "acttotalcost": if timeline.finished.is_some() {
+                    cost.map(|c| json!(c))
+                } else {
+                    None
+                },
                 "esttotalcost": cost,
                 "lead": pick(h("lead"), TECHNICIANS), "supervisor": "SUPV01",
                 "istask": false, "woclass": "WORKORDER",
-                "changeby": pick(h("changeby"), TECHNICIANS), "changedate": time_value(timeline.changed),
+                "changeby": pick(h("changeby"), TECHNICIANS),
+                "changedate": time_value(timeline.changed),
                 "woactivity": tasks,
             }),
         );
@@ -242,7 +250,9 @@ fn load_excavators(dir: &Path, context: &Context, records: &mut Records) -> Resu
                 "description": format!("Hydraulic mining excavator {excavator}"),
                 "assettype": "EXCAVATOR", "status": "OPERATING", "location": "PIT",
                 "isrunning": true, "priority": 1,
-                "installdate": first_seen.get(excavator).map(|t| time_value(*t - Duration::days(30))),
+                "installdate": first_seen
+                    .get(excavator)
+                    .map(|t| time_value(*t - Duration::days(30))),
                 "changedate": time_value(context.master_change(&identity, None)),
             }),
         );
@@ -274,8 +284,13 @@ fn load_excavators(dir: &Path, context: &Context, records: &mut Records) -> Resu
                 json!({
                     "itemnum": itemnum, "itemsetid": ITEM_SET, "siteid": MINE,
                     "location": storeroom, "inventoryid": (index + 1) * 10 + store_index,
-                    "binnum": format!("{}-{:02}", &storeroom[..1], below(context.hash(&stock, "bin"), 60)),
-                    "curbaltotal": on_hand, "reservedqty": reserved, "avblbalance": on_hand - reserved,
+                    "binnum": format!(
+                        "{}-{:02}",
+                        &storeroom[..1],
+                        below(context.hash(&stock, "bin"), 60)
+                    ),
+                    "curbaltotal": on_hand, "reservedqty": reserved,
+                    "avblbalance": on_hand - reserved,
                     "minlevel": 2 + below(context.hash(&stock, "min"), 5), "orderqty": 5,
                     "avgcost": unit_cost, "issueunit": "EA", "status": "ACTIVE",
                     "changedate": time_value(context.master_change(&stock, None)),
@@ -320,7 +335,8 @@ fn purchase_order(
                 "polinenum": n + 1, "itemnum": itemnum, "description": description,
                 "itemsetid": itemnum.as_ref().map(|_| ITEM_SET),
                 "orderqty": quantity, "receivedqty": if received { quantity } else { 0 },
-                "orderunit": "EA", "unitcost": (line_cost / quantity as f64 * 100.0).round() / 100.0,
+                "orderunit": "EA",
+                "unitcost": (line_cost / quantity as f64 * 100.0).round() / 100.0,
                 "linecost": line_cost, "refwo": wonum,
             })
         })
@@ -332,8 +348,12 @@ fn purchase_order(
     };
     json!({
         "ponum": ponum, "revisionnum": 0, "siteid": MINE, "orgid": ORG, "poid": number,
-        "description": format!("Parts for {wonum}: {}", column(row, "OriginalShorttext").unwrap_or("")),
-        "status": status, "statusdate": time_value(changed), "vendor": pick(h("vendor"), SUPPLIERS).0,
+        "description": format!(
+            "Parts for {wonum}: {}",
+            column(row, "OriginalShorttext").unwrap_or("")
+        ),
+        "status": status, "statusdate": time_value(changed),
+        "vendor": pick(h("vendor"), SUPPLIERS).0,
         "orderdate": time_value(ordered), "requireddate": time_value(needed),
         "totalcost": total, "currencycode": "AUD", "purchaseagent": "PLAN01",
         "changedate": time_value(changed.min(context.now - Duration::minutes(1))),
@@ -430,13 +450,17 @@ fn load_texts(dir: &Path, context: &Context, records: &mut Records) -> Result<()
                 "orgid": ORG, "description": raw,
                 "description_longdescription": column(row, "normalised_text"),
                 "status": timeline.status, "statusdate": time_value(timeline.changed),
-                "reportedpriority": 1 + below(h("priority"), 4), "internalpriority": 1 + below(h("ipriority"), 4),
+                "reportedpriority": 1 + below(h("priority"), 4),
+                "internalpriority": 1 + below(h("ipriority"), 4),
                 "reportedby": pick(h("by"), PEOPLE).0, "reportdate": time_value(reported),
-                "affecteddate": time_value(reported - Duration::minutes(below(h("affected"), 600) as i64)),
+                "affecteddate": time_value(
+                    reported - Duration::minutes(below(h("affected"), 600) as i64)
+                ),
                 "assetnum": asset, "assetsiteid": asset.map(|_| site), "location": "PIT",
                 "actualfinish": timeline.finished.map(time_value),
                 "externalrecid": text_id,
-                "changeby": pick(h("changeby"), TECHNICIANS), "changedate": time_value(timeline.changed),
+                "changeby": pick(h("changeby"), TECHNICIANS),
+                "changedate": time_value(timeline.changed),
             }),
         );
 
@@ -458,13 +482,17 @@ fn load_texts(dir: &Path, context: &Context, records: &mut Records) -> Result<()
                 "wonum": wonum, "siteid": site, "orgid": ORG, "workorderid": 100_000 + wo_number,
                 "description": raw, "status": wo_timeline.status,
                 "statusdate": time_value(wo_timeline.changed),
-                "wopriority": 1 + below(wh("priority"), 5), "worktype": pick(wh("type"), &["CM", "CM", "CM", "EM", "PM"]),
-                "assetnum": asset, "location": "PIT", "origrecordid": ticketid, "origrecordclass": "SR",
+                "wopriority": 1 + below(wh("priority"), 5),
+                "worktype": pick(wh("type"), &["CM", "CM", "CM", "EM", "PM"]),
+                "assetnum": asset, "location": "PIT",
+                "origrecordid": ticketid, "origrecordclass": "SR",
                 "reportdate": time_value(wo_reported), "reportedby": pick(h("by"), PEOPLE).0,
-                "actstart": wo_timeline.started.map(time_value), "actfinish": wo_timeline.finished.map(time_value),
+                "actstart": wo_timeline.started.map(time_value),
+                "actfinish": wo_timeline.finished.map(time_value),
                 "estdur": 1 + below(wh("estdur"), 8), "lead": pick(wh("lead"), TECHNICIANS),
                 "istask": false, "woclass": "WORKORDER",
-                "changeby": pick(wh("changeby"), TECHNICIANS), "changedate": time_value(wo_timeline.changed),
+                "changeby": pick(wh("changeby"), TECHNICIANS),
+                "changedate": time_value(wo_timeline.changed),
             }),
         );
     }
@@ -523,11 +551,16 @@ fn load_meter_readings(
             records.push(
                 "mxapimeterreading",
                 json!({
-                    "meterreadingid": reading_id, "assetnum": format!("EX-{}", EXCAVATORS[excavator]),
+                    "meterreadingid": reading_id,
+                    "assetnum": format!("EX-{}", EXCAVATORS[excavator]),
                     "siteid": MINE, "orgid": ORG, "metername": meter, "reading": value,
                     "readingdate": time_value(read_at), "enterdate": time_value(entered),
                     "enterby": inspector, "inspector": inspector, "readingsource": "AI4I",
-                    "remarks": format!("UDI {} product {}", column(row, "UDI").unwrap_or("?"), column(row, "Product ID").unwrap_or("?")),
+                    "remarks": format!(
+                        "UDI {} product {}",
+                        column(row, "UDI").unwrap_or("?"),
+                        column(row, "Product ID").unwrap_or("?")
+                    ),
                 }),
             );
             last.insert((excavator, meter_index), (value, read_at));
@@ -546,7 +579,10 @@ fn load_meter_readings(
                     "metertype": meter_type, "measureunitid": unit, "active": true,
                     "lastreading": latest.map(|(value, _)| *value),
                     "lastreadingdate": latest.map(|(_, at)| time_value(*at)),
-                    "changedate": time_value(latest.map_or_else(|| context.master_change(&identity, None), |(_, at)| *at)),
+                    "changedate": time_value(latest.map_or_else(
+                        || context.master_change(&identity, None),
+                        |(_, at)| *at
+                    )),
                 }),
             );
         }

@@ -20,7 +20,10 @@ use super::table::Attrs;
 /// A failure to load the data sets.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("no data folder found; tried {}", tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "))]
+    #[error(
+        "no data folder found; tried {}",
+        tried.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
     NotFound { tried: Vec<PathBuf> },
     #[error("cannot read {path}: {message}")]
     Read { path: PathBuf, message: String },
