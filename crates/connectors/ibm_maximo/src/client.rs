@@ -1,5 +1,5 @@
 //! Requests to Maximo's OSLC/REST JSON API: authentication, the query of each object
-//! structure, the pages of a listing, and the two-phase read of parts.
+//! structure and the pages of a listing. The two-phase read of parts is in `parts.rs`.
 //!
 //! Change-ordered listings are keyset-paged on the change attribute (see [`crate::listing`]):
 //! a fresh query per page, `oslc.orderBy=+changedate,+<keys>`, so that the newest change time
@@ -7,8 +7,6 @@
 //! `stablePaging=true` and follow `responseInfo.nextPage`. A where literal carries an explicit
 //! `+00:00` offset and is floored to the second: Maximo reads a literal without an offset in
 //! the server's zone, which the connector does not know, and flooring only widens `>=`.
-
-use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use base64::Engine;
@@ -150,13 +148,8 @@ pub const STRUCTURES: &[Structure] = &[
     },
 ];
 
-/// Stock per storeroom comes from this structure, joined to the items of `mxapiitem`.
-const INVENTORY: &str = "mxapiinventory";
-const INVENTORY_SELECT: &str = "itemnum,itemsetid,siteid,location,inventoryid,binnum,\
-                                curbaltotal,reservedqty,avblbalance,minlevel,orderqty,avgcost,\
-                                issueunit,status,changedate";
 /// Page size of the helper reads (inventory of a page of items, ids for reconciliation).
-const HELPER_PAGE_SIZE: u32 = 1000;
+pub(crate) const HELPER_PAGE_SIZE: u32 = 1000;
 
 /// Returns the structure read for `object`.
 pub fn structure_for(object: ObjectType) -> Option<&'static Structure> {
@@ -271,7 +264,7 @@ impl MaximoSource {
         })
     }
 
-    fn collection_url(&self, structure: &str) -> String {
+    pub(crate) fn collection_url(&self, structure: &str) -> String {
         format!(
             "{}/oslc/os/{structure}",
             self.base_url.as_str().trim_end_matches('/')
@@ -279,12 +272,16 @@ impl MaximoSource {
     }
 
     /// Sends an authenticated GET of `url` with `params` and reads the JSON answer.
-    async fn get(&self, url: &str, params: &[(&str, String)]) -> Result<Value, ConnectorError> {
+    pub(crate) async fn get(
+        &self,
+        url: &str,
+        params: &[(&str, String)],
+    ) -> Result<Value, ConnectorError> {
         Ok(self.get_dated(url, params).await?.0)
     }
 
     /// Like `get`, also returning the server's clock from its `Date` header.
-    async fn get_dated(
+    pub(crate) async fn get_dated(
         &self,
         url: &str,
         params: &[(&str, String)],
@@ -307,7 +304,7 @@ impl MaximoSource {
     }
 
     /// Follows a `nextPage.href`, refusing one that leaves the configured host.
-    async fn follow(&self, href: &str) -> Result<Value, ConnectorError> {
+    pub(crate) async fn follow(&self, href: &str) -> Result<Value, ConnectorError> {
         let next = Url::parse(href).map_err(|err| {
             ConnectorError::Malformed(format!("the page link {href} is not a URL: {err}"))
         })?;
@@ -321,7 +318,7 @@ impl MaximoSource {
     }
 
     /// The query of the first page of a listing.
-    fn first_page(
+    pub(crate) fn first_page(
         select: &str,
         conditions: Vec<String>,
         order_attr: Option<&str>,
@@ -343,7 +340,7 @@ impl MaximoSource {
         params
     }
 
-    fn conditions(structure: &Structure, since: Option<DateTime<Utc>>) -> Vec<String> {
+    pub(crate) fn conditions(structure: &Structure, since: Option<DateTime<Utc>>) -> Vec<String> {
         let mut conditions: Vec<String> =
             structure.condition.iter().map(|c| c.to_string()).collect();
         if let Some(since) = since {
@@ -351,52 +348,6 @@ impl MaximoSource {
             conditions.push(format!("{attr}>=\"{}\"", where_literal(since)));
         }
         conditions
-    }
-
-    /// Reads every page of `structure` matching `where_text`, for helper joins.
-    async fn read_all(
-        &self,
-        structure: &str,
-        select: &str,
-        where_text: String,
-    ) -> Result<Vec<Value>, ConnectorError> {
-        let params = Self::first_page(select, vec![where_text], None, HELPER_PAGE_SIZE);
-        let mut body = self.get(&self.collection_url(structure), &params).await?;
-        let mut members = Vec::new();
-        loop {
-            let page = Collection::read(&body)?;
-            members.extend(page.members);
-            match page.next {
-                Some(href) => body = self.follow(&href).await?,
-                None => return Ok(members),
-            }
-        }
-    }
-
-    /// Reads the stock rows of `items`, keyed by `itemsetid/itemnum`.
-    async fn stock_of(
-        &self,
-        items: &[Value],
-    ) -> Result<BTreeMap<String, Vec<Value>>, ConnectorError> {
-        let mut stock: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-        let numbers: Vec<String> = items
-            .iter()
-            .filter_map(|item| item.get("itemnum").and_then(Value::as_str))
-            .filter(|itemnum| !itemnum.contains('"'))
-            .map(|itemnum| format!("\"{itemnum}\""))
-            .collect();
-        for chunk in numbers.chunks(200) {
-            let where_text = format!("itemnum in [{}]", chunk.join(","));
-            for row in self
-                .read_all(INVENTORY, INVENTORY_SELECT, where_text)
-                .await?
-            {
-                if let Some(key) = mapping::key_of(&row, &["itemsetid", "itemnum"]) {
-                    stock.entry(key).or_default().push(row);
-                }
-            }
-        }
-        Ok(stock)
     }
 
     /// Reads one page of a change-ordered listing of `structure` (see [`crate::listing`]).
@@ -536,116 +487,9 @@ impl MaximoSource {
             }
         }
     }
-
-    /// Parts: items changed since the watermark (each with all its stock), then, on an
-    /// incremental read, the items whose stock changed since the watermark.
-    ///
-    /// Stock changes do not touch the item's own `changedate`, so a read of items alone would
-    /// miss them; the second phase finds them through `mxapiinventory.changedate`. A part's
-    /// `remote_updated_at` is the newest of its item's and its stock rows' change times, so the
-    /// watermark covers both. Because the second phase restarts at older times, parts are not
-    /// reported as ordered by change.
-    ///
-    /// A part read late carries its *current* item and stock times, which may be newer than an
-    /// item change made after the items phase passed that item. So the first page reports the
-    /// server's clock (its `Date` header) as the listing's start, and the engine never moves
-    /// the watermark of a listing not ordered by change past that start: every change made
-    /// while the listing ran is at or after it, and the next read sees it.
-    async fn read_parts(
-        &self,
-        request: &PageRequest,
-        context: &MapContext<'_>,
-    ) -> Result<Page, ConnectorError> {
-        let item_structure =
-            structure_for(ObjectType::Parts).ok_or_else(|| unsupported(request.object))?;
-        let cursor = PartsCursor::decode(request.page.as_deref())?;
-        let mut listing_started_at = None;
-        let (items, next, total) = match cursor {
-            PartsCursor::Items(href) => {
-                let body = match href {
-                    Some(href) => self.follow(&href).await?,
-                    None => {
-                        let params = Self::first_page(
-                            item_structure.select,
-                            Self::conditions(item_structure, request.since),
-                            Some(item_structure.change_attr),
-                            request.page_size,
-                        );
-                        let url = self.collection_url(item_structure.name);
-                        let (body, date) = self.get_dated(&url, &params).await?;
-                        listing_started_at = date;
-                        body
-                    }
-                };
-                let page = Collection::read(&body)?;
-                let next = match (page.next, request.since) {
-                    (Some(href), _) => Some(PartsCursor::Items(Some(href))),
-                    (None, Some(_)) => Some(PartsCursor::Stock(None)),
-                    (None, None) => None,
-                };
-                (page.members, next, page.total)
-            }
-            PartsCursor::Stock(href) => {
-                let body = match (href, request.since) {
-                    (Some(href), _) => self.follow(&href).await?,
-                    (None, since) => {
-                        let params = Self::first_page(
-                            "itemnum,itemsetid,changedate",
-                            since
-                                .map(|since| format!("changedate>=\"{}\"", where_literal(since)))
-                                .into_iter()
-                                .collect(),
-                            Some("changedate"),
-                            request.page_size,
-                        );
-                        self.get(&self.collection_url(INVENTORY), &params).await?
-                    }
-                };
-                let page = Collection::read(&body)?;
-                let mut numbers: Vec<String> = page
-                    .members
-                    .iter()
-                    .filter_map(|row| row.get("itemnum").and_then(Value::as_str))
-                    .filter(|itemnum| !itemnum.contains('"'))
-                    .map(|itemnum| format!("\"{itemnum}\""))
-                    .collect();
-                numbers.sort();
-                numbers.dedup();
-                let items = if numbers.is_empty() {
-                    Vec::new()
-                } else {
-                    let where_text = format!("itemnum in [{}]", numbers.join(","));
-                    self.read_all(item_structure.name, item_structure.select, where_text)
-                        .await?
-                };
-                (
-                    items,
-                    page.next.map(|href| PartsCursor::Stock(Some(href))),
-                    None,
-                )
-            }
-        };
-
-        let stock = self.stock_of(&items).await?;
-        let records = items
-            .iter()
-            .map(|item| {
-                let key = mapping::key_of(item, &["itemsetid", "itemnum"]).unwrap_or_default();
-                let rows = stock.get(&key).map(Vec::as_slice).unwrap_or(&[]);
-                mapping::part(context, item, rows)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Page {
-            records,
-            next_page: next.map(|cursor| cursor.encode()),
-            ordered_by_change: false,
-            total,
-            listing_started_at,
-        })
-    }
 }
 
-fn unsupported(object: ObjectType) -> ConnectorError {
+pub(crate) fn unsupported(object: ObjectType) -> ConnectorError {
     ConnectorError::Unsupported(object.slug().to_owned())
 }
 
@@ -689,48 +533,15 @@ impl ListingQuery<'_> {
     }
 }
 
-/// Where a parts listing stands: in its items phase or its stock phase, with the next link.
-#[derive(Debug, PartialEq)]
-enum PartsCursor {
-    Items(Option<String>),
-    Stock(Option<String>),
-}
-
-impl PartsCursor {
-    fn decode(page: Option<&str>) -> Result<Self, ConnectorError> {
-        let Some(page) = page else {
-            return Ok(PartsCursor::Items(None));
-        };
-        let (phase, href) = page.split_once(' ').unwrap_or((page, ""));
-        let href = (!href.is_empty()).then(|| href.to_owned());
-        match phase {
-            "items" => Ok(PartsCursor::Items(href)),
-            "stock" => Ok(PartsCursor::Stock(href)),
-            _ => Err(ConnectorError::Malformed(format!(
-                "not a parts page cursor: {page}"
-            ))),
-        }
-    }
-
-    fn encode(&self) -> String {
-        match self {
-            PartsCursor::Items(href) => format!("items {}", href.as_deref().unwrap_or("")),
-            PartsCursor::Stock(href) => format!("stock {}", href.as_deref().unwrap_or("")),
-        }
-        .trim_end()
-        .to_owned()
-    }
-}
-
 /// One page of a collection answer.
-struct Collection {
-    members: Vec<Value>,
-    next: Option<String>,
-    total: Option<u64>,
+pub(crate) struct Collection {
+    pub(crate) members: Vec<Value>,
+    pub(crate) next: Option<String>,
+    pub(crate) total: Option<u64>,
 }
 
 impl Collection {
-    fn read(body: &Value) -> Result<Self, ConnectorError> {
+    pub(crate) fn read(body: &Value) -> Result<Self, ConnectorError> {
         let members = body
             .get("member")
             .or_else(|| body.get("rdfs:member"))
@@ -893,17 +704,5 @@ mod tests {
         }});
         assert_eq!(read_error(&body).unwrap(), "BMXAA7901E: You cannot log in");
         assert_eq!(read_error(&json!({"x": 1})), None);
-    }
-
-    #[test]
-    fn parts_cursors_round_trip() {
-        for cursor in [
-            PartsCursor::Items(Some("http://h/maximo/oslc/os/mxapiitem?pageno=2".into())),
-            PartsCursor::Stock(None),
-            PartsCursor::Stock(Some("http://h/x?a=b c".into())),
-        ] {
-            assert_eq!(PartsCursor::decode(Some(&cursor.encode())).unwrap(), cursor);
-        }
-        assert!(PartsCursor::decode(Some("nonsense")).is_err());
     }
 }

@@ -7,6 +7,7 @@
 pub mod client;
 pub mod listing;
 pub mod mapping;
+mod parts;
 pub mod sandbox;
 
 use std::sync::Arc;
