@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Json;
 use millrace_model::{Connection, ConnectionStatus, Credits, Deployment, SyncRun, SystemInfo};
 use millrace_store::ConnectionFilter;
@@ -221,7 +222,7 @@ pub async fn records(
     _admin: Admin,
     ApiPath((id, object)): ApiPath<(String, String)>,
     ApiQuery(params): ApiQuery<HashMap<String, String>>,
-) -> Result<Json<RecordPage>, ApiError> {
+) -> Result<Response, ApiError> {
     state.engine.connection(&id).await?;
     let object = records::parse_object(&object)?;
     records::list(&state, &id, object, &params).await

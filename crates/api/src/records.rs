@@ -2,10 +2,12 @@
 
 use std::collections::HashMap;
 
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use millrace_model::ObjectType;
-use millrace_store::{RecordFilter, RecordQuery, StoredRecord};
+use millrace_store::{RecordFilter, RecordQuery, StoredRecord, StoredRecordText};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -90,7 +92,7 @@ pub async fn list(
     connection_id: &str,
     object: ObjectType,
     params: &HashMap<String, String>,
-) -> Result<Json<RecordPage>, ApiError> {
+) -> Result<Response, ApiError> {
     let store = state.engine.store();
     let epoch = store.data_epoch(connection_id).await?;
     let (mut query, cursor) = parse_query(object, params)?;
@@ -104,7 +106,9 @@ pub async fn list(
 
     let limit = query.limit;
     query.limit = limit + 1;
-    let mut records = store.list_records(connection_id, object, &query).await?;
+    let mut records = store
+        .list_records_text(connection_id, object, &query)
+        .await?;
     let has_more = records.len() > limit as usize;
     records.truncate(limit as usize);
 
@@ -115,12 +119,91 @@ pub async fn list(
         seq: last_seq,
         epoch,
     });
-    let data = records.into_iter().map(record_json).collect();
-    Ok(Json(RecordPage {
-        data,
-        next_cursor,
-        has_more,
-    }))
+    Ok(render_page(&records, &next_cursor, has_more))
+}
+
+/// Writes a [`RecordPage`] from records whose JSON members are the stored text, splicing that
+/// text into the answer instead of parsing and re-serialising it.
+fn render_page(records: &[StoredRecordText], next_cursor: &str, has_more: bool) -> Response {
+    let size: usize = records
+        .iter()
+        .map(|record| {
+            record.fields.len()
+                + record.custom_fields.len()
+                + record.remote_data.as_ref().map_or(0, String::len)
+                + 320
+        })
+        .sum();
+    let mut body = String::with_capacity(size + 200);
+    body.push_str("{\"data\":[");
+    for (index, record) in records.iter().enumerate() {
+        if index > 0 {
+            body.push(',');
+        }
+        write_record_text(&mut body, record);
+    }
+    body.push_str("],\"next_cursor\":");
+    push_json_string(&mut body, next_cursor);
+    body.push_str(",\"has_more\":");
+    body.push_str(if has_more { "true" } else { "false" });
+    body.push('}');
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// Writes one record as [`record_json`] shows it, from the stored JSON text.
+fn write_record_text(body: &mut String, record: &StoredRecordText) {
+    body.push_str("{\"id\":");
+    push_json_string(body, &record.id);
+    body.push_str(",\"remote_id\":");
+    push_json_string(body, &record.remote_id);
+    let times = [
+        ("created_at", Some(record.created_at)),
+        ("modified_at", Some(record.modified_at)),
+        ("remote_created_at", record.remote_created_at),
+        ("remote_updated_at", record.remote_updated_at),
+        ("remote_deleted_at", record.remote_deleted_at),
+    ];
+    for (name, time) in times {
+        body.push_str(",\"");
+        body.push_str(name);
+        body.push_str("\":");
+        body.push_str(&time_json(time).to_string());
+    }
+    // The stored fields are a JSON object; its members join the envelope's.
+    let members = object_members(&record.fields);
+    if !members.is_empty() {
+        body.push(',');
+        body.push_str(members);
+    }
+    body.push_str(",\"custom_fields\":");
+    body.push_str(object_or_empty(&record.custom_fields));
+    if let Some(remote_data) = &record.remote_data {
+        body.push_str(",\"remote_data\":");
+        body.push_str(remote_data);
+    }
+    body.push('}');
+}
+
+/// Returns the members of a JSON object's text, without its braces.
+fn object_members(object: &str) -> &str {
+    let trimmed = object.trim();
+    trimmed
+        .strip_prefix('{')
+        .and_then(|inner| inner.strip_suffix('}'))
+        .map_or("", str::trim)
+}
+
+fn object_or_empty(object: &str) -> &str {
+    let trimmed = object.trim();
+    if trimmed.starts_with('{') {
+        trimmed
+    } else {
+        "{}"
+    }
+}
+
+fn push_json_string(body: &mut String, text: &str) {
+    body.push_str(&Value::String(text.to_owned()).to_string());
 }
 
 /// Reads one record of a connection.
@@ -268,4 +351,61 @@ fn time_json(time: Option<DateTime<Utc>>) -> Value {
     time.map_or(Value::Null, |time| {
         Value::String(time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn record(fields: &str, custom: &str, raw: Option<&str>) -> (StoredRecord, StoredRecordText) {
+        let at = Utc.with_ymd_and_hms(2024, 5, 6, 7, 8, 9).unwrap();
+        let text = StoredRecordText {
+            id: "r\"1".into(),
+            remote_id: "SITE/WO 1".into(),
+            seq: 7,
+            created_at: at,
+            modified_at: at,
+            remote_created_at: None,
+            remote_updated_at: Some(at),
+            remote_deleted_at: None,
+            fields: fields.into(),
+            custom_fields: custom.into(),
+            remote_data: raw.map(str::to_owned),
+        };
+        let parsed = StoredRecord {
+            id: text.id.clone(),
+            remote_id: text.remote_id.clone(),
+            seq: text.seq,
+            created_at: at,
+            modified_at: at,
+            remote_created_at: None,
+            remote_updated_at: Some(at),
+            remote_deleted_at: None,
+            fields: serde_json::from_str(fields).unwrap(),
+            custom_fields: serde_json::from_str(custom).unwrap(),
+            remote_data: raw.map(|raw| serde_json::from_str(raw).unwrap()),
+        };
+        (parsed, text)
+    }
+
+    #[test]
+    fn spliced_records_equal_parsed_ones() {
+        let cases = [
+            (
+                r#"{"status":"open","tasks":[{"sequence":1}]}"#,
+                r#"{"_rowstamp":"9"}"#,
+                None,
+            ),
+            ("{}", "{}", Some(r#"{"wonum":"1","spi:x":[1,2]}"#)),
+            (r#"{"title":"a \"quoted\" {brace}"}"#, "{}", None),
+        ];
+        for (fields, custom, raw) in cases {
+            let (parsed, text) = record(fields, custom, raw);
+            let mut body = String::new();
+            write_record_text(&mut body, &text);
+            let spliced: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(spliced, record_json(parsed), "{body}");
+        }
+    }
 }

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::Json;
 use millrace_model::Connection;
 use serde_json::{json, Value};
@@ -58,7 +59,7 @@ pub async fn list(
     caller: ConnectionToken,
     ApiPath(object): ApiPath<String>,
     ApiQuery(params): ApiQuery<HashMap<String, String>>,
-) -> Result<Json<RecordPage>, ApiError> {
+) -> Result<Response, ApiError> {
     let object = records::parse_object(&object)?;
     records::list(&state, &caller.connection_id, object, &params).await
 }

@@ -175,6 +175,23 @@ pub struct StoredRecord {
     pub remote_data: Option<Value>,
 }
 
+/// A stored record whose JSON members (`fields`, `custom_fields`, `remote_data`) are the JSON
+/// object texts the store holds, unparsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredRecordText {
+    pub id: String,
+    pub remote_id: String,
+    pub seq: i64,
+    pub created_at: DateTime<Utc>,
+    pub modified_at: DateTime<Utc>,
+    pub remote_created_at: Option<DateTime<Utc>>,
+    pub remote_updated_at: Option<DateTime<Utc>>,
+    pub remote_deleted_at: Option<DateTime<Utc>>,
+    pub fields: String,
+    pub custom_fields: String,
+    pub remote_data: Option<String>,
+}
+
 /// An equality filter on a unified field, by JSON path (e.g. `["asset", "id"]` or `["status"]`).
 ///
 /// Path segments come from the API's fixed list of filterable fields, never from user input.

@@ -13,6 +13,7 @@ use crate::convert::{json, micros, opt_micros, opt_time, time};
 use crate::schema::{json_text_at, Placeholders};
 use crate::{
     ApplyStats, Backend, Checkpoint, RecordQuery, RecordWrite, Store, StoreError, StoredRecord,
+    StoredRecordText,
 };
 
 /// Rows per multi-row upsert: 14 parameters each, well under SQLite's 32766 and PostgreSQL's
@@ -227,6 +228,34 @@ impl Store {
         object: ObjectType,
         query: &RecordQuery,
     ) -> Result<Vec<StoredRecord>, StoreError> {
+        self.query_records(connection_id, object, query)
+            .await?
+            .iter()
+            .map(|row| stored_record(row, query.include_remote_data))
+            .collect()
+    }
+
+    /// Like [`Store::list_records`], with the JSON members left as the text the store holds,
+    /// for answers that pass them through without parsing them.
+    pub async fn list_records_text(
+        &self,
+        connection_id: &str,
+        object: ObjectType,
+        query: &RecordQuery,
+    ) -> Result<Vec<StoredRecordText>, StoreError> {
+        self.query_records(connection_id, object, query)
+            .await?
+            .iter()
+            .map(|row| stored_record_text(row, query.include_remote_data))
+            .collect()
+    }
+
+    async fn query_records(
+        &self,
+        connection_id: &str,
+        object: ObjectType,
+        query: &RecordQuery,
+    ) -> Result<Vec<AnyRow>, StoreError> {
         let mut sql = format!(
             "SELECT {} FROM records WHERE connection_id = $1 AND object = $2 AND seq > $3",
             record_columns(query.include_remote_data)
@@ -263,12 +292,7 @@ impl Store {
         for param in &text_params {
             db_query = db_query.bind(param.as_str());
         }
-        db_query
-            .fetch_all(&self.read)
-            .await?
-            .iter()
-            .map(|row| stored_record(row, query.include_remote_data))
-            .collect()
+        Ok(db_query.fetch_all(&self.read).await?)
     }
 
     /// Returns one record by Millrace id.
@@ -476,6 +500,30 @@ fn record_columns(include_remote_data: bool) -> &'static str {
         "id, remote_id, seq, created_at, modified_at, remote_created_at, remote_updated_at, \
          remote_deleted_at, fields, custom_fields"
     }
+}
+
+fn stored_record_text(
+    row: &AnyRow,
+    include_remote_data: bool,
+) -> Result<StoredRecordText, StoreError> {
+    let remote_data = if include_remote_data {
+        Some(row.try_get("remote_data")?)
+    } else {
+        None
+    };
+    Ok(StoredRecordText {
+        id: row.try_get("id")?,
+        remote_id: row.try_get("remote_id")?,
+        seq: row.try_get("seq")?,
+        created_at: time(row.try_get("created_at")?)?,
+        modified_at: time(row.try_get("modified_at")?)?,
+        remote_created_at: opt_time(row.try_get("remote_created_at")?)?,
+        remote_updated_at: opt_time(row.try_get("remote_updated_at")?)?,
+        remote_deleted_at: opt_time(row.try_get("remote_deleted_at")?)?,
+        fields: row.try_get("fields")?,
+        custom_fields: row.try_get("custom_fields")?,
+        remote_data,
+    })
 }
 
 fn stored_record(row: &AnyRow, include_remote_data: bool) -> Result<StoredRecord, StoreError> {

@@ -131,6 +131,7 @@ conformance! {
     records::checkpoints_round_trip_until_the_stream_completes,
     records::list_records_pages_in_change_order,
     records::list_records_filters,
+    records::list_records_text_holds_the_same_records_unparsed,
     records::mark_remote_deleted_takes_new_seqs,
     records::delete_data_empties_and_bumps_the_epoch,
     scheduling::claim_renew_and_release,

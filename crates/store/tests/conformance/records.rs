@@ -648,3 +648,48 @@ pub async fn delete_data_empties_and_bumps_the_epoch(ctx: Ctx) {
         "{missing:?}"
     );
 }
+
+pub async fn list_records_text_holds_the_same_records_unparsed(ctx: Ctx) {
+    let store = &ctx.store;
+    create(store, "c1").await;
+    let page = [
+        asset(
+            "c1",
+            "A1",
+            "h1",
+            json!({"name": "Pump \"7\"", "tags": ["a", "b"]}),
+        ),
+        asset("c1", "A2", "h1", json!({})),
+    ];
+    store
+        .apply_page("c1", ASSETS, &page, &checkpoint("r1", 2), t(10))
+        .await
+        .unwrap();
+
+    for include_remote_data in [false, true] {
+        let query = RecordQuery {
+            limit: 10,
+            include_remote_data,
+            ..RecordQuery::default()
+        };
+        let parsed = store.list_records("c1", ASSETS, &query).await.unwrap();
+        let text = store.list_records_text("c1", ASSETS, &query).await.unwrap();
+        assert_eq!(parsed.len(), text.len());
+        for (parsed, text) in parsed.iter().zip(&text) {
+            assert_eq!((&parsed.id, parsed.seq), (&text.id, text.seq));
+            assert_eq!(parsed.modified_at, text.modified_at);
+            let fields: serde_json::Value = serde_json::from_str(&text.fields).unwrap();
+            assert_eq!(fields, serde_json::Value::Object(parsed.fields.clone()));
+            let custom: serde_json::Value = serde_json::from_str(&text.custom_fields).unwrap();
+            assert_eq!(
+                custom,
+                serde_json::Value::Object(parsed.custom_fields.clone())
+            );
+            let raw = text
+                .remote_data
+                .as_deref()
+                .map(|raw| serde_json::from_str(raw).unwrap());
+            assert_eq!(raw, parsed.remote_data);
+        }
+    }
+}
