@@ -278,13 +278,7 @@ impl Store {
             return Err(StoreError::ConnectionInactive(id.to_owned()));
         }
 
-        sqlx::query(
-            "UPDATE tokens SET revoked_at = $2 WHERE connection_id = $1 AND revoked_at IS NULL",
-        )
-        .bind(id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        revoke_tokens(&mut tx, id, now).await?;
         sqlx::query("INSERT INTO tokens (hash, connection_id, created_at) VALUES ($1, $2, $3)")
             .bind(new_token_hash)
             .bind(id)
@@ -313,13 +307,7 @@ impl Store {
             .bind(at)
             .execute(&mut *tx)
             .await?;
-            sqlx::query(
-                "UPDATE tokens SET revoked_at = $2 WHERE connection_id = $1 AND revoked_at IS NULL",
-            )
-            .bind(id)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
+            revoke_tokens(&mut tx, id, at).await?;
             sqlx::query("UPDATE streams SET state = 'paused' WHERE connection_id = $1")
                 .bind(id)
                 .execute(&mut *tx)
@@ -432,6 +420,22 @@ pub(crate) async fn lock_connection(
     .await?
     .ok_or_else(|| StoreError::ConnectionNotFound(id.to_owned()))?;
     Ok((parse(row.try_get("status")?)?, row.try_get("credits")?))
+}
+
+/// Revokes every live token of a connection.
+async fn revoke_tokens(
+    tx: &mut Transaction<'static, Any>,
+    id: &str,
+    at: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE tokens SET revoked_at = $2 WHERE connection_id = $1 AND revoked_at IS NULL",
+    )
+    .bind(id)
+    .bind(at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 async fn insert_ledger(

@@ -526,23 +526,20 @@ fn stored_record_text(
     })
 }
 
+/// Reads a record row with its JSON members parsed.
 fn stored_record(row: &AnyRow, include_remote_data: bool) -> Result<StoredRecord, StoreError> {
-    let remote_data = if include_remote_data {
-        Some(json(row.try_get("remote_data")?)?)
-    } else {
-        None
-    };
+    let text = stored_record_text(row, include_remote_data)?;
     Ok(StoredRecord {
-        id: row.try_get("id")?,
-        remote_id: row.try_get("remote_id")?,
-        seq: row.try_get("seq")?,
-        created_at: time(row.try_get("created_at")?)?,
-        modified_at: time(row.try_get("modified_at")?)?,
-        remote_created_at: opt_time(row.try_get("remote_created_at")?)?,
-        remote_updated_at: opt_time(row.try_get("remote_updated_at")?)?,
-        remote_deleted_at: opt_time(row.try_get("remote_deleted_at")?)?,
-        fields: json(row.try_get("fields")?)?,
-        custom_fields: json(row.try_get("custom_fields")?)?,
-        remote_data,
+        id: text.id,
+        remote_id: text.remote_id,
+        seq: text.seq,
+        created_at: text.created_at,
+        modified_at: text.modified_at,
+        remote_created_at: text.remote_created_at,
+        remote_updated_at: text.remote_updated_at,
+        remote_deleted_at: text.remote_deleted_at,
+        fields: json(&text.fields)?,
+        custom_fields: json(&text.custom_fields)?,
+        remote_data: text.remote_data.as_deref().map(json).transpose()?,
     })
 }
