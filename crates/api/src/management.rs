@@ -122,10 +122,7 @@ pub async fn list(
         system: params.get("system").cloned(),
         status,
     };
-    let mut data = state.engine.store().list_connections(&filter).await?;
-    for connection in &mut data {
-        state.engine.add_progress(connection).await?;
-    }
+    let data = state.engine.store().list_connections(&filter).await?;
     Ok(Json(DataList { data }))
 }
 

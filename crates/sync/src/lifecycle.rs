@@ -150,37 +150,13 @@ impl Engine {
         Ok(Connected { connection, token })
     }
 
-    /// Returns a connection with live progress of its running streams.
+    /// Returns a connection with its streams and their live progress.
     pub async fn connection(&self, id: &str) -> Result<Connection, SyncError> {
-        let mut connection = self
-            .inner
+        self.inner
             .store
             .connection(id)
             .await?
-            .ok_or_else(|| SyncError::ConnectionNotFound(id.to_owned()))?;
-        self.add_progress(&mut connection).await?;
-        Ok(connection)
-    }
-
-    /// Fills each running stream's progress from its checkpoint.
-    pub async fn add_progress(&self, connection: &mut Connection) -> Result<(), SyncError> {
-        let rows = self.inner.store.streams(&connection.id).await?;
-        let next_sync_at = self.inner.store.next_sync_at(&connection.id).await?;
-        for stream in &mut connection.streams {
-            stream.next_run_at = next_sync_at;
-            let Some(row) = rows.iter().find(|row| row.object.slug() == stream.object) else {
-                continue;
-            };
-            stream.progress = row.checkpoint.as_ref().map(|checkpoint| {
-                millrace_model::connection::StreamProgress {
-                    run_id: checkpoint.run_id.clone(),
-                    records_read: checkpoint.records_read,
-                    pages_read: checkpoint.pages_read,
-                    records_expected: checkpoint.records_expected,
-                }
-            });
-        }
-        Ok(())
+            .ok_or_else(|| SyncError::ConnectionNotFound(id.to_owned()))
     }
 
     /// Disconnects at once: the token stops working, a running sync is cancelled, schedules
