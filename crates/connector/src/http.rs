@@ -30,6 +30,29 @@ pub struct RetryPolicy {
     pub connect_timeout: Duration,
 }
 
+/// The policy [`RetryPolicy::configured`] returns, when the process set one.
+static CONFIGURED: std::sync::RwLock<Option<RetryPolicy>> = std::sync::RwLock::new(None);
+
+impl RetryPolicy {
+    /// Returns the policy this process configured with [`RetryPolicy::configure`], else the
+    /// default. Connectors build their clients with it, so an operator (or a test harness) can
+    /// tighten timeouts and waits for every source at once.
+    pub fn configured() -> RetryPolicy {
+        CONFIGURED
+            .read()
+            .ok()
+            .and_then(|policy| policy.clone())
+            .unwrap_or_default()
+    }
+
+    /// Sets the policy of every source client built after this call in this process.
+    pub fn configure(policy: RetryPolicy) {
+        if let Ok(mut configured) = CONFIGURED.write() {
+            *configured = Some(policy);
+        }
+    }
+}
+
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
@@ -86,21 +109,33 @@ impl SourceHttp {
     }
 
     /// Like [`SourceHttp::get_json`], also returning the source's clock from the `Date` header.
+    ///
+    /// The body is read inside the retried attempt: a connection dropped mid-body is a
+    /// transient fault and retried like a reset. A body that arrives whole but is not JSON (cut
+    /// short by the source, or an HTML error page) fails at once as [`ConnectorError::Malformed`].
     pub async fn get_json_dated(
         &self,
         build: impl Fn(&reqwest::Client) -> RequestBuilder,
     ) -> Result<(Value, Option<chrono::DateTime<Utc>>), ConnectorError> {
-        let response = self.send(build).await?;
-        let date = response
-            .headers()
-            .get(reqwest::header::DATE)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| chrono::DateTime::parse_from_rfc2822(value).ok())
-            .map(|date| date.with_timezone(&Utc));
-        let body = response
-            .bytes()
-            .await
-            .map_err(|err| ConnectorError::Malformed(format!("reading the body failed: {err}")))?;
+        let (date, body) = self
+            .retrying(|| async {
+                let response = self.send_once(&build).await?;
+                let date = response
+                    .headers()
+                    .get(reqwest::header::DATE)
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| chrono::DateTime::parse_from_rfc2822(value).ok())
+                    .map(|date| date.with_timezone(&Utc));
+                let body = response.bytes().await.map_err(|err| Attempt {
+                    error: ConnectorError::Unreachable(format!(
+                        "the answer was cut off: {}",
+                        error_chain(&err)
+                    )),
+                    retry_after: None,
+                })?;
+                Ok((date, body))
+            })
+            .await?;
         let json = serde_json::from_slice(&body).map_err(|err| {
             ConnectorError::Malformed(format!(
                 "the body is not valid JSON ({err}): {}",
@@ -115,14 +150,21 @@ impl SourceHttp {
         &self,
         build: impl Fn(&reqwest::Client) -> RequestBuilder,
     ) -> Result<Response, ConnectorError> {
+        self.retrying(|| self.send_once(&build)).await
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, or the policy's retries run out.
+    async fn retrying<T, F, Fut>(&self, attempt: F) -> Result<T, ConnectorError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Attempt>>,
+    {
         let backoff = ExponentialBuilder::default()
             .with_min_delay(self.policy.min_delay)
             .with_max_delay(self.policy.max_delay)
             .with_max_times(self.policy.max_retries)
             .with_jitter();
         let max_wait = self.policy.max_wait;
-
-        let attempt = || async { self.send_once(&build).await };
         attempt
             .retry(backoff)
             .when(|err: &Attempt| err.error.is_transient() && err.retry_after_within(max_wait))

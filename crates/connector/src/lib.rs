@@ -102,6 +102,19 @@ pub struct Page {
     /// at or after this instant, so the engine never moves the watermark past it: the next
     /// read starts early enough to see them.
     pub listing_started_at: Option<DateTime<Utc>>,
+    /// Records of this page that could not be read or mapped. The engine stores the rest, goes
+    /// on past them and reports them on the stream; a rejected record is read again when it
+    /// next changes.
+    pub rejected: Vec<RejectedRecord>,
+}
+
+/// A record a source delivered that could not be read or mapped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedRecord {
+    /// The record's remote id, when even that could not be read `None`.
+    pub remote_id: Option<String>,
+    /// Why, in words an operator can act on.
+    pub reason: String,
 }
 
 /// One page of remote ids.
@@ -168,6 +181,8 @@ pub struct SandboxOptions {
     pub seed: u64,
     /// When set, replaces the real data with this many generated work orders (benchmarks).
     pub synthetic_work_orders: Option<u64>,
+    /// Starts with no records at all, for tests that write every record themselves.
+    pub empty: bool,
 }
 
 impl Default for SandboxOptions {
@@ -178,6 +193,7 @@ impl Default for SandboxOptions {
             time_zone: None,
             seed: 1,
             synthetic_work_orders: None,
+            empty: false,
         }
     }
 }

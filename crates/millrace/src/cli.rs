@@ -300,6 +300,7 @@ async fn sandbox(args: SandboxArgs) -> anyhow::Result<()> {
         time_zone: Some(args.time_zone),
         seed: args.seed,
         synthetic_work_orders: args.synthetic_work_orders,
+        empty: false,
     };
     let Some(sandbox) = connector.start_sandbox(options).await? else {
         bail!("the {} connector has no sandbox", args.system);

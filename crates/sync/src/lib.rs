@@ -81,6 +81,8 @@ struct Inner {
     requested: Mutex<HashSet<String>>,
     /// Wakes the scheduler when a sync becomes due before its next poll.
     wake: Notify,
+    /// The tasks of this process's runs, so that [`Engine::abort_all_runs`] can stop them.
+    tasks: Mutex<tokio::task::JoinSet<()>>,
 }
 
 impl Engine {
@@ -97,6 +99,7 @@ impl Engine {
                 running: Mutex::new(HashMap::new()),
                 requested: Mutex::new(HashSet::new()),
                 wake: Notify::new(),
+                tasks: Mutex::new(tokio::task::JoinSet::new()),
             }),
         }
     }
@@ -114,6 +117,14 @@ impl Engine {
     /// Returns the engine's configuration.
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config
+    }
+
+    /// Stops every run of this process where it stands, as if the process were killed: no
+    /// lease is released and no run is finished. What was committed stays; the leases expire
+    /// and another worker resumes the runs from their checkpoints. For crash tests.
+    pub fn abort_all_runs(&self) {
+        self.inner.tasks.lock().unwrap().abort_all();
+        self.inner.running.lock().unwrap().clear();
     }
 
     /// Returns whether this process is running a sync of the connection right now.

@@ -3,7 +3,9 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use millrace_connector::{ConnectorError, Credentials, Page, PageRequest, Source, SourceRecord};
+use millrace_connector::{
+    ConnectorError, Credentials, Page, PageRequest, RejectedRecord, Source, SourceRecord,
+};
 use millrace_model::{
     ids, ConnectionStatus, ObjectKind, ObjectType, RunKind, RunStatus, StreamState,
 };
@@ -300,7 +302,9 @@ impl Engine {
         let mut page = self
             .fetch(scope, object, &read, read.next_page.clone())
             .await?;
+        let mut rejected = Vec::new();
         loop {
+            rejected.append(&mut page.rejected);
             let delivered = page.records.len() as u64;
             let page_newest = page
                 .records
@@ -332,12 +336,15 @@ impl Engine {
             page = fetched?;
         }
 
-        let mut warning = None;
+        let mut warnings = Vec::new();
+        if !rejected.is_empty() {
+            warnings.push(rejected_warning(&rejected));
+        }
         if self.reconciliation_due(scope, stream) {
             match self.reconcile(scope, object).await {
                 Ok(deleted) => totals.records_deleted += deleted,
                 Err(StreamStop::Failed(message)) => {
-                    warning = Some(format!("reconciliation failed: {message}"));
+                    warnings.push(format!("reconciliation failed: {message}"));
                 }
                 Err(stop) => return Err(stop),
             }
@@ -347,7 +354,22 @@ impl Engine {
         store
             .complete_stream(id, object, watermark, Utc::now())
             .await?;
-        Ok(warning)
+        if warnings.is_empty() {
+            return Ok(None);
+        }
+        // The read completed, so the stream is idle; the warning stays on it until the next
+        // complete read without one.
+        let warning = warnings.join("; ");
+        tracing::warn!(
+            connection_id = %id,
+            stream = %object,
+            warning = %warning,
+            "stream completed with a warning"
+        );
+        store
+            .set_stream_state(id, object, StreamState::Idle, Some(Some(&warning)))
+            .await?;
+        Ok(Some(warning))
     }
 
     /// Fetches one page of a stream's read, unless the run is cancelled first.
@@ -511,6 +533,34 @@ impl Engine {
         }
         Ok(deleted)
     }
+}
+
+/// Describes the records a read went past because they could not be read: how many, and the
+/// first few by id and reason.
+fn rejected_warning(rejected: &[RejectedRecord]) -> String {
+    const SHOWN: usize = 5;
+    let shown: Vec<String> = rejected
+        .iter()
+        .take(SHOWN)
+        .map(|record| {
+            format!(
+                "{} ({})",
+                record.remote_id.as_deref().unwrap_or("no id"),
+                record.reason
+            )
+        })
+        .collect();
+    let more = rejected.len().saturating_sub(SHOWN);
+    let tail = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
+    format!(
+        "{} record(s) could not be read and were skipped: {}{tail}",
+        rejected.len(),
+        shown.join(", ")
+    )
 }
 
 /// Stored remote ids read per page while reconciling.

@@ -56,8 +56,10 @@ impl Engine {
             .await;
         match claimed {
             Ok(ids) => {
+                let mut tasks = self.inner.tasks.lock().unwrap();
+                while tasks.try_join_next().is_some() {}
                 for id in ids {
-                    tokio::spawn(self.clone().run_claimed(id));
+                    tasks.spawn(self.clone().run_claimed(id));
                 }
             }
             Err(err) => tracing::error!(error = %err, "claiming due syncs failed"),

@@ -13,7 +13,7 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use millrace_connector::http::{RetryPolicy, SourceHttp};
 use millrace_connector::{
-    ConnectorError, Credentials, IdPage, Page, PageRequest, Source, SourceRecord,
+    ConnectorError, Credentials, IdPage, Page, PageRequest, RejectedRecord, Source,
 };
 use millrace_model::ObjectType;
 use serde_json::Value;
@@ -159,18 +159,32 @@ pub fn structure_for(object: ObjectType) -> Option<&'static Structure> {
 }
 
 /// How requests authenticate. `Debug` shows the method only.
-#[derive(Clone)]
 enum Auth {
+    /// An API key, sent with every request.
     ApiKey(String),
-    /// `maxauth`: base64 of `user:password`.
-    Native(String),
+    /// A Maximo user: `maxauth` (base64 of `user:password`) opens a session at `/oslc/login`,
+    /// and requests carry the session cookie. A session that ends mid-run (timeout, server
+    /// restart) is renewed once, by one request even when several wait on it.
+    Native {
+        maxauth: String,
+        session: tokio::sync::Mutex<Session>,
+    },
+}
+
+/// The current session of a [`Auth::Native`] source.
+#[derive(Default)]
+struct Session {
+    /// The `JSESSIONID` cookie, once logged in.
+    cookie: Option<String>,
+    /// Bumped at each login, so that requests which failed on an older session renew once.
+    generation: u64,
 }
 
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Auth::ApiKey(_) => f.write_str("ApiKey(..)"),
-            Auth::Native(_) => f.write_str("Native(..)"),
+            Auth::Native { .. } => f.write_str("Native(..)"),
         }
     }
 }
@@ -238,9 +252,11 @@ impl MaximoSource {
         let password = credentials.get("password");
         let auth = match (api_key, user, password) {
             (Some(key), None, None) => Auth::ApiKey(key.to_owned()),
-            (None, Some(user), Some(password)) => Auth::Native(
-                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")),
-            ),
+            (None, Some(user), Some(password)) => Auth::Native {
+                maxauth: base64::engine::general_purpose::STANDARD
+                    .encode(format!("{user}:{password}")),
+                session: tokio::sync::Mutex::new(Session::default()),
+            },
             (Some(_), _, _) => {
                 return Err(invalid(
                     "give either api_key or username and password, not both",
@@ -256,7 +272,7 @@ impl MaximoSource {
             }
         };
 
-        let http = SourceHttp::new(RetryPolicy::default(), read_error)?;
+        let http = SourceHttp::new(RetryPolicy::configured(), read_error)?;
         Ok(MaximoSource {
             http: SourceHttpDebug(http),
             base_url,
@@ -286,11 +302,44 @@ impl MaximoSource {
         url: &str,
         params: &[(&str, String)],
     ) -> Result<(Value, Option<DateTime<Utc>>), ConnectorError> {
-        let (header, value) = match &self.auth {
-            Auth::ApiKey(key) => ("apikey", key.as_str()),
-            Auth::Native(encoded) => ("maxauth", encoded.as_str()),
-        };
         tracing::debug!(url, "maximo request");
+        let (maxauth, session) = match &self.auth {
+            Auth::ApiKey(key) => return self.send_get(url, params, ("apikey", key)).await,
+            Auth::Native { maxauth, session } => (maxauth, session),
+        };
+        let (cookie, generation) = {
+            let mut current = session.lock().await;
+            if current.cookie.is_none() {
+                self.log_in(maxauth, &mut current).await?;
+            }
+            (
+                current.cookie.clone().unwrap_or_default(),
+                current.generation,
+            )
+        };
+        match self.send_get(url, params, ("cookie", &cookie)).await {
+            Err(ConnectorError::CredentialsRejected(_)) => {
+                {
+                    let mut current = session.lock().await;
+                    // Another request renewed the session while this one waited: use that.
+                    if current.generation == generation {
+                        tracing::debug!("maximo session ended; logging in again");
+                        self.log_in(maxauth, &mut current).await?;
+                    }
+                }
+                let cookie = session.lock().await.cookie.clone().unwrap_or_default();
+                self.send_get(url, params, ("cookie", &cookie)).await
+            }
+            answer => answer,
+        }
+    }
+
+    async fn send_get(
+        &self,
+        url: &str,
+        params: &[(&str, String)],
+        (header, value): (&str, &str),
+    ) -> Result<(Value, Option<DateTime<Utc>>), ConnectorError> {
         self.http
             .0
             .get_json_dated(|client| {
@@ -301,6 +350,38 @@ impl MaximoSource {
                     .header("accept", "application/json")
             })
             .await
+    }
+
+    /// Opens a session at `/oslc/login`; a refusal there is a refusal of the credentials.
+    async fn log_in(&self, maxauth: &str, session: &mut Session) -> Result<(), ConnectorError> {
+        let url = format!(
+            "{}/oslc/login",
+            self.base_url.as_str().trim_end_matches('/')
+        );
+        let response = self
+            .http
+            .0
+            .send(|client| {
+                client
+                    .post(&url)
+                    .header("maxauth", maxauth)
+                    .header("accept", "application/json")
+            })
+            .await?;
+        let cookie = response
+            .headers()
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .filter_map(|value| value.split(';').next())
+            .find(|pair| pair.trim_start().starts_with("JSESSIONID="))
+            .map(|pair| pair.trim().to_owned())
+            .ok_or_else(|| {
+                ConnectorError::Malformed("the login answer set no JSESSIONID cookie".to_owned())
+            })?;
+        session.cookie = Some(cookie);
+        session.generation += 1;
+        Ok(())
     }
 
     /// Follows a `nextPage.href`, refusing one that leaves the configured host.
@@ -377,7 +458,7 @@ impl MaximoSource {
         };
 
         match Listing::resume(request.page.as_deref(), request.since)? {
-            Listing::Nulls { href, nulls } => {
+            Listing::Nulls { href, nulls, since } => {
                 let first = href.is_none();
                 let body = match href {
                     Some(href) => self.follow(&href).await?,
@@ -411,9 +492,10 @@ impl MaximoSource {
                     Some(href) => Listing::Nulls {
                         href: Some(href),
                         nulls,
+                        since,
                     },
                     None => Listing::Changed {
-                        from: None,
+                        from: since,
                         count_plus: Some(nulls),
                     },
                 };
@@ -593,10 +675,23 @@ impl Source for MaximoSource {
         }
 
         let (members, next, total) = self.read_listing(structure, request).await?;
-        let records = members
-            .iter()
-            .map(|member| mapping::map(request.object, &context, member))
-            .collect::<Result<Vec<SourceRecord>, _>>()?;
+        let mut records = Vec::with_capacity(members.len());
+        let mut rejected = Vec::new();
+        for member in &members {
+            match mapping::map(request.object, &context, member) {
+                Ok(record) => records.push(record),
+                Err(err) => rejected.push(RejectedRecord {
+                    // Without a readable key, the member's link is what names it.
+                    remote_id: mapping::key_of(member, structure.key_attrs).or_else(|| {
+                        member
+                            .get("href")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned)
+                    }),
+                    reason: err.to_string(),
+                }),
+            }
+        }
         tracing::debug!(
             object = %request.object,
             records = records.len(),
@@ -609,6 +704,7 @@ impl Source for MaximoSource {
             ordered_by_change: true,
             total,
             listing_started_at: None,
+            rejected,
         })
     }
 

@@ -5,6 +5,8 @@
 //! into unified ones; [`sandbox`] is the server that follows the documented API.
 
 pub mod client;
+#[cfg(feature = "compliance")]
+pub mod compliance;
 pub mod listing;
 pub mod mapping;
 mod parts;

@@ -13,8 +13,8 @@
 //! 1. **Nulls** (full reads only): records whose change time is null have no time to key on;
 //!    they are listed first, with stable paging, ordered by key. A record that gained a change
 //!    time since the list was fixed is dropped from this phase: it is now in the keyset range
-//!    read next. Being in no keyset range, null records are re-read by every full read and by
-//!    no incremental one.
+//!    read next. Being in no keyset range, null records are re-read by every read, full or
+//!    incremental; content hashes absorb those that did not change.
 //! 2. **Changed**: `attr>="S"` (or `attr="*"`, not null, when a full read starts), ordered by
 //!    `+attr,+keys`, no page number. Each answer is the first page of the records at or after
 //!    `S` *now*, so a record changed since an earlier page has moved behind the position and is
@@ -51,6 +51,9 @@ pub enum Listing {
         href: Option<String>,
         #[serde(default)]
         nulls: u64,
+        /// Where the keyset phase starts after the nulls (the read's `since`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<DateTime<Utc>>,
     },
     /// Records changed at or after the second `from` (every non-null one when `None`), one
     /// fresh query per page. `count_plus` asks for the collection count and reports it plus
@@ -76,7 +79,9 @@ pub fn second_of(time: DateTime<Utc>) -> DateTime<Utc> {
 
 impl Listing {
     /// Where a listing continues: the decoded continuation, or the start of a listing of what
-    /// changed since `since` (everything, nulls first, without one).
+    /// changed since `since` (everything without one). Every listing starts with the records
+    /// whose change time is null: no `since` can tell whether they changed, so each read
+    /// delivers them again and content hashes absorb the ones that did not change.
     pub fn resume(
         page: Option<&str>,
         since: Option<DateTime<Utc>>,
@@ -87,13 +92,10 @@ impl Listing {
                     "not a maximo listing continuation ({err}): {page}"
                 ))
             }),
-            (None, Some(since)) => Ok(Listing::Changed {
-                from: Some(second_of(since)),
-                count_plus: Some(0),
-            }),
-            (None, None) => Ok(Listing::Nulls {
+            (None, since) => Ok(Listing::Nulls {
                 href: None,
                 nulls: 0,
+                since: since.map(second_of),
             }),
         }
     }
@@ -157,10 +159,12 @@ mod tests {
             Listing::Nulls {
                 href: None,
                 nulls: 0,
+                since: None,
             },
             Listing::Nulls {
                 href: Some("http://h/maximo/oslc/os/mxapisr?pageno=2&_sp=1".into()),
                 nulls: 7,
+                since: Some(at(5, 0)),
             },
             Listing::Changed {
                 from: None,
@@ -194,18 +198,23 @@ mod tests {
     }
 
     #[test]
-    fn a_listing_starts_at_the_floored_second_or_with_the_nulls() {
+    fn every_listing_starts_with_the_nulls_then_goes_on_at_the_floored_second() {
         assert_eq!(
             Listing::resume(None, Some(at(5, 999))).unwrap(),
-            Listing::Changed {
-                from: Some(at(5, 0)),
-                count_plus: Some(0)
+            Listing::Nulls {
+                href: None,
+                nulls: 0,
+                since: Some(at(5, 0)),
             }
         );
-        assert!(matches!(
+        assert_eq!(
             Listing::resume(None, None).unwrap(),
-            Listing::Nulls { href: None, .. }
-        ));
+            Listing::Nulls {
+                href: None,
+                nulls: 0,
+                since: None,
+            }
+        );
     }
 
     #[test]

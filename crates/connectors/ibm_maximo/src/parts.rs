@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use millrace_connector::{ConnectorError, Page, PageRequest};
+use millrace_connector::{ConnectorError, Page, PageRequest, RejectedRecord};
 use millrace_model::ObjectType;
 use serde_json::Value;
 
@@ -155,20 +155,30 @@ impl MaximoSource {
         };
 
         let stock = self.stock_of(&items).await?;
-        let records = items
-            .iter()
-            .map(|item| {
-                let key = mapping::key_of(item, &["itemsetid", "itemnum"]).unwrap_or_default();
-                let rows = stock.get(&key).map(Vec::as_slice).unwrap_or(&[]);
-                mapping::part(context, item, rows)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut records = Vec::with_capacity(items.len());
+        let mut rejected = Vec::new();
+        for item in &items {
+            let key = mapping::key_of(item, &["itemsetid", "itemnum"]);
+            let rows = key
+                .as_ref()
+                .and_then(|key| stock.get(key))
+                .map(Vec::as_slice)
+                .unwrap_or(&[]);
+            match mapping::part(context, item, rows) {
+                Ok(record) => records.push(record),
+                Err(err) => rejected.push(RejectedRecord {
+                    remote_id: key,
+                    reason: err.to_string(),
+                }),
+            }
+        }
         Ok(Page {
             records,
             next_page: next.map(|cursor| cursor.encode()),
             ordered_by_change: false,
             total,
             listing_started_at,
+            rejected,
         })
     }
 }

@@ -48,20 +48,20 @@ fn normalise_times(attrs: &mut Attrs, zone: chrono_tz::Tz) -> Result<(), String>
     Ok(())
 }
 
-/// Returns "now" as stored change times use it: millisecond precision.
-fn now() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(3)
+/// Returns the server's "now" as stored change times use it: millisecond precision.
+fn now(sandbox: &Sandbox) -> DateTime<Utc> {
+    sandbox.now().trunc_subsecs(3)
 }
 
 /// Sets the change attribute: the one given (null clears it), else now.
-fn stamp_change(spec: &StructureSpec, given: &Attrs, attrs: &mut Attrs) {
+fn stamp_change(sandbox: &Sandbox, spec: &StructureSpec, given: &Attrs, attrs: &mut Attrs) {
     match given.get(spec.change_attr) {
         Some(Value::Null) => {
             attrs.remove(spec.change_attr);
         }
         Some(_) => {}
         None => {
-            attrs.insert(spec.change_attr.to_owned(), time_value(now()));
+            attrs.insert(spec.change_attr.to_owned(), time_value(now(sandbox)));
         }
     }
 }
@@ -113,7 +113,7 @@ pub async fn create(
         attrs.entry(id_attr.to_owned()).or_insert(json!(number));
     }
     apply_defaults(&sandbox, spec, &mut attrs);
-    stamp_change(spec, &given, &mut attrs);
+    stamp_change(&sandbox, spec, &given, &mut attrs);
     attrs.retain(|_, value| !value.is_null());
 
     let Some(key) = spec.key_of(&attrs) else {
@@ -290,7 +290,7 @@ pub async fn change(
             row.attrs.insert(name, value);
         }
     }
-    stamp_change(spec, &given, &mut row.attrs);
+    stamp_change(&sandbox, spec, &given, &mut row.attrs);
     row.rowstamp = rowstamp;
     table.put(&key, row.clone());
     data.next_rowstamp += 1;
@@ -326,8 +326,20 @@ pub async fn delete(
 pub struct FaultRequest {
     rate_limit: Option<RateLimit>,
     reject_auth: Option<bool>,
+    clock_offset_seconds: Option<i64>,
+    /// Records to serve corrupted, each `{"structure", "key"}`; replaces the earlier list.
+    corrupt: Option<Vec<RecordRef>>,
+    /// Ends every open session, as a session timeout does.
+    #[serde(default)]
+    expire_sessions: bool,
     #[serde(default)]
     clear: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct RecordRef {
+    structure: String,
+    key: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -358,10 +370,28 @@ pub async fn faults(
     if let Some(reject) = request.reject_auth {
         faults.reject_auth = reject;
     }
+    if let Some(offset) = request.clock_offset_seconds {
+        faults.clock_offset_seconds = offset;
+    }
+    if let Some(corrupt) = request.corrupt {
+        faults.corrupt = corrupt
+            .into_iter()
+            .map(|record| (record.structure, record.key))
+            .collect();
+    }
+    if request.expire_sessions {
+        sandbox
+            .sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
     Json(json!({
         "rate_limited_requests": faults.rate_limited_requests,
         "retry_after_seconds": faults.retry_after_seconds,
         "reject_auth": faults.reject_auth,
+        "clock_offset_seconds": faults.clock_offset_seconds,
+        "corrupt": faults.corrupt.len(),
     }))
     .into_response()
 }
@@ -388,6 +418,7 @@ pub async fn stats(State(sandbox): State<Arc<Sandbox>>) -> Response {
         "rate_limited": stats.rate_limited,
         "unauthorized": stats.unauthorized,
         "bad_requests": stats.bad_requests,
+        "logins": stats.logins,
         "open_stable_paging_sets": open_snapshots,
         "records": records,
         "time_zone": sandbox.zone.name(),

@@ -67,6 +67,7 @@ pub async fn start(options: SandboxOptions) -> Result<RunningSandbox, SandboxErr
     let now = Utc::now();
 
     let (tables, next_rowstamp) = match options.synthetic_work_orders {
+        None if options.empty => (empty_tables(), 1),
         Some(count) => {
             let synthetic = synthetic::SyntheticWorkOrders::new(count, options.seed, now);
             let next = synthetic.next_rowstamp();
@@ -112,6 +113,7 @@ pub async fn start(options: SandboxOptions) -> Result<RunningSandbox, SandboxErr
         snapshots: Mutex::new(Snapshots::default()),
         faults: Mutex::new(Faults::default()),
         stats: Mutex::new(Stats::default()),
+        sessions: Mutex::new(std::collections::HashSet::new()),
         next_generated: AtomicU64::new(900_001),
     });
     let shutdown = CancellationToken::new();
@@ -185,6 +187,8 @@ pub(crate) struct Sandbox {
     snapshots: Mutex<Snapshots>,
     faults: Mutex<Faults>,
     stats: Mutex<Stats>,
+    /// Open sessions (`JSESSIONID` values) from `/oslc/login`.
+    sessions: Mutex<std::collections::HashSet<String>>,
     /// Numbers for keys the control API generates.
     next_generated: AtomicU64,
 }
@@ -207,6 +211,12 @@ pub(crate) struct Faults {
     retry_after_seconds: u64,
     /// Every API request answers 401, as when credentials were revoked.
     reject_auth: bool,
+    /// How far the server's clock runs ahead of (positive) or behind real time, in seconds:
+    /// change times it stamps and its `Date` header follow it.
+    clock_offset_seconds: i64,
+    /// Records served corrupted (key attributes replaced by an object), as
+    /// `(structure, key)`, to test that one bad record does not block the rest.
+    corrupt: std::collections::HashSet<(String, String)>,
 }
 
 #[derive(Default, Debug)]
@@ -216,12 +226,15 @@ pub(crate) struct Stats {
     rate_limited: u64,
     unauthorized: u64,
     bad_requests: u64,
+    /// Sessions opened through `/oslc/login`.
+    logins: u64,
 }
 
 fn router(state: Arc<Sandbox>) -> Router {
     Router::new()
         .route("/maximo/oslc/os/{structure}", get(collection_oslc))
         .route("/maximo/api/os/{structure}", get(collection_api))
+        .route("/maximo/oslc/login", get(login).post(login))
         .route("/_sandbox/os/{structure}", post(control::create))
         .route(
             "/_sandbox/os/{structure}/{*key}",
@@ -231,7 +244,47 @@ fn router(state: Arc<Sandbox>) -> Router {
         )
         .route("/_sandbox/faults", post(control::faults))
         .route("/_sandbox/stats", get(control::stats))
+        .layer(axum::middleware::map_response_with_state(
+            state.clone(),
+            skew_date_header,
+        ))
         .with_state(state)
+}
+
+/// Sets the `Date` header from the server's clock, which a clock-offset fault may skew.
+async fn skew_date_header(State(sandbox): State<Arc<Sandbox>>, mut response: Response) -> Response {
+    let date = sandbox
+        .now()
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string();
+    if let Ok(value) = date.parse() {
+        response.headers_mut().insert("date", value);
+    }
+    response
+}
+
+/// `/oslc/login`: checks `maxauth` (or an API key) and opens a session, whose id comes back
+/// in a `JSESSIONID` cookie as Maximo's application server sets it.
+async fn login(State(sandbox): State<Arc<Sandbox>>, headers: HeaderMap) -> Response {
+    if let Some(refused) = sandbox.gate(&headers, &HashMap::new()) {
+        return refused;
+    }
+    let session = format!("{:032x}", rand::random::<u128>());
+    sandbox
+        .sessions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(session.clone());
+    sandbox
+        .stats
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .logins += 1;
+    let mut response = Json(json!({"status": "logged in"})).into_response();
+    if let Ok(cookie) = format!("JSESSIONID={session}; Path=/maximo; HttpOnly").parse() {
+        response.headers_mut().insert("set-cookie", cookie);
+    }
+    response
 }
 
 /// Maximo's error document.
@@ -286,8 +339,39 @@ impl Sandbox {
         None
     }
 
+    /// The server's clock: real time shifted by the clock-offset fault.
+    pub(crate) fn now(&self) -> chrono::DateTime<Utc> {
+        let offset = self
+            .faults
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clock_offset_seconds;
+        Utc::now() + chrono::Duration::seconds(offset)
+    }
+
+    /// Whether `structure`'s record `key` is to be served corrupted.
+    fn is_corrupt(&self, structure: &str, key: &str) -> bool {
+        let faults = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+        !faults.corrupt.is_empty()
+            && faults
+                .corrupt
+                .contains(&(structure.to_owned(), key.to_owned()))
+    }
+
     fn authenticated(&self, headers: &HeaderMap, params: &HashMap<String, String>) -> bool {
         let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+        if let Some(session) = header("cookie").and_then(|cookies| {
+            cookies
+                .split(';')
+                .filter_map(|pair| pair.trim().strip_prefix("JSESSIONID="))
+                .next()
+        }) {
+            return self
+                .sessions
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(session);
+        }
         if let Some(key) = header("apikey").or(params.get("apikey").map(String::as_str)) {
             return key == self.api_key;
         }
@@ -530,7 +614,14 @@ fn collection(
         }
     };
 
-    let collection_url = format!("{}/{prefix}/os/{}", sandbox.base_url, spec.name);
+    // Links are built from the address the client used, as a servlet container builds them
+    // from the request: through a proxy they point back through the proxy.
+    let base_url = headers
+        .get("host")
+        .and_then(|host| host.to_str().ok())
+        .map(|host| format!("http://{host}/maximo"))
+        .unwrap_or_else(|| sandbox.base_url.clone());
+    let collection_url = format!("{base_url}/{prefix}/os/{}", spec.name);
     let members: Vec<Value> = window
         .ids
         .iter()
@@ -538,13 +629,16 @@ fn collection(
             let row = table.row(id)?;
             let key = spec.key_of(&row.attrs)?;
             let href = query::member_href(&collection_url, &key);
-            Some(query::render(
-                &row,
-                href,
-                &query.select,
-                query.lean,
-                sandbox.zone,
-            ))
+            let mut member = query::render(&row, href, &query.select, query.lean, sandbox.zone);
+            if sandbox.is_corrupt(spec.name, &key) {
+                // A record the client cannot read: its key attributes are not values.
+                for attr in spec.key_attrs {
+                    if let Some(value) = member.get_mut(*attr) {
+                        *value = json!({"corrupt": true});
+                    }
+                }
+            }
+            Some(member)
         })
         .collect();
 
