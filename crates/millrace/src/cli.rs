@@ -66,6 +66,24 @@ pub enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Runs the seeded soak of the compliance harness against the Maximo sandbox: random
+    /// changes, syncs, crashes and faults, then checks the store equals the source.
+    Soak(SoakArgs),
+}
+
+/// Options of `millrace soak`.
+#[derive(Debug, clap::Args)]
+pub struct SoakArgs {
+    /// How long the random workload runs, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub seconds: u64,
+    /// Seed of the workload and of the injected faults.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The store to soak: `sqlite` (a temporary file) or `postgres` (a temporary schema on
+    /// `MILLRACE_TEST_POSTGRES_URL`, else the local server).
+    #[arg(long, default_value = "sqlite", value_parser = ["sqlite", "postgres"])]
+    pub store: String,
 }
 
 impl Command {
@@ -236,6 +254,7 @@ impl Cli {
         match self.command {
             Command::Serve(args) => serve(args).await,
             Command::Sandbox(args) => sandbox(args).await,
+            Command::Soak(args) => soak(args).await,
             Command::Demo(args) => crate::demo::run(args).await,
             Command::Systems(client) => print(client.client()?.get("/v1/systems").await?),
             Command::Connections(command) => connections(command).await,
@@ -527,4 +546,34 @@ fn print(value: Value) -> anyhow::Result<()> {
 /// Percent-encodes a query value.
 pub fn urlencode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// `millrace soak`: prints what the soak did, ending with `mismatches: N`; fails when N > 0.
+async fn soak(args: SoakArgs) -> anyhow::Result<()> {
+    use millrace_compliance::soak::{soak, SoakOptions};
+    use millrace_compliance::world::Backend;
+
+    let backend = if args.store == "postgres" {
+        Backend::Postgres
+    } else {
+        Backend::Sqlite
+    };
+    eprintln!(
+        "soaking {} for {} s with seed {}",
+        args.store, args.seconds, args.seed
+    );
+    let report = soak(
+        &millrace_ibm_maximo::compliance::subject(),
+        &SoakOptions {
+            duration: std::time::Duration::from_secs(args.seconds),
+            seed: args.seed,
+            backend,
+        },
+    )
+    .await;
+    println!("{}", report.render());
+    if !report.mismatches.is_empty() {
+        bail!("the soak found {} mismatches", report.mismatches.len());
+    }
+    Ok(())
 }

@@ -9,7 +9,7 @@ use millrace_connector::SandboxOptions;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::support::{stream, time, unique_remote_ids, Harness};
+use crate::support::{stream, time, unique_remote_ids, Harness, MaximoSandbox};
 
 /// Formats a time as a where literal the sandbox reads: UTC with an explicit offset.
 fn literal(time: chrono::DateTime<Utc>) -> String {
