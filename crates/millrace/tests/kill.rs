@@ -1,5 +1,6 @@
-//! Real processes: `kill -9` of `millrace serve` during an initial sync, a restart on the same
-//! database, and the sync resumed from its checkpoint with nothing lost or duplicated.
+//! Real processes: `kill -9` of `millrace serve` during the initial sync of 100,000 records, a
+//! restart on the same database, and the sync resumed from its checkpoint with nothing lost or
+//! duplicated, on SQLite and on PostgreSQL.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-const WORK_ORDERS: u64 = 30_000;
+const WORK_ORDERS: u64 = 100_000;
 const ADMIN_KEY: &str = "kill-test-admin-key";
 
 /// A child process killed when dropped, so a failing test leaves nothing running.
@@ -139,7 +140,7 @@ async fn killed_initial_sync_resumes_without_loss_or_duplicates(database_url: &s
             stored < WORK_ORDERS,
             "the sync finished before it could be killed"
         );
-        if stored >= 3_000 {
+        if stored >= 10_000 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -170,7 +171,7 @@ async fn killed_initial_sync_resumes_without_loss_or_duplicates(database_url: &s
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let deadline = Instant::now() + Duration::from_secs(300);
+    let deadline = Instant::now() + Duration::from_secs(900);
     loop {
         assert!(Instant::now() < deadline, "the resumed sync did not finish");
         let stream = api.work_orders_stream(&id).await;
@@ -235,29 +236,8 @@ async fn sqlite_killed_initial_sync_resumes_without_loss_or_duplicates() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_killed_initial_sync_resumes_without_loss_or_duplicates() {
-    use sqlx::Connection;
-    let admin_url = std::env::var("MILLRACE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-    let schema = format!("kill_{}", std::process::id());
-    sqlx::any::install_default_drivers();
-    let mut admin = sqlx::AnyConnection::connect(&admin_url)
-        .await
-        .expect("PostgreSQL answers");
-    sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    sqlx::query(&format!("CREATE SCHEMA {schema}"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-
-    let separator = if admin_url.contains('?') { '&' } else { '?' };
-    let url = format!("{admin_url}{separator}options=-c%20search_path%3D{schema}");
+    use millrace_compliance::world::{create_postgres_schema, drop_postgres_schema};
+    let (url, admin_url, schema) = create_postgres_schema("kill").await;
     killed_initial_sync_resumes_without_loss_or_duplicates(&url).await;
-
-    sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
-        .execute(&mut admin)
-        .await
-        .unwrap();
+    drop_postgres_schema(&admin_url, &schema).await;
 }
