@@ -421,7 +421,9 @@ impl World {
 
     /// Asks for a sync now and waits for the run it starts to finish; returns that run.
     pub async fn sync_and_wait(&self, id: &str) -> Value {
-        let before = self.runs(id).await.len();
+        // The run list is the newest runs only: a new run shows as a new newest id.
+        let newest = |runs: &[Value]| runs.first().map(|run| run["id"].clone());
+        let before = newest(&self.runs(id).await);
         let reply = self
             .admin(Method::POST, &format!("/v1/connections/{id}/sync"), None)
             .await;
@@ -429,7 +431,7 @@ impl World {
         let started = Instant::now();
         loop {
             let runs = self.runs(id).await;
-            if runs.len() > before && runs[0]["status"] != "running" {
+            if newest(&runs) != before && runs[0]["status"] != "running" {
                 self.wait_idle(id).await;
                 return runs[0].clone();
             }
