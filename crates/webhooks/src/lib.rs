@@ -241,7 +241,7 @@ mod tests {
             "ftp://hooks.example.com/",
             "https://user:pass@hooks.example.com/",
             "https://hooks.example.com/#part",
-            "http:///path",
+            "http://",
         ] {
             assert!(
                 matches!(validate_url(bad), Err(WebhookError::InvalidRequest(_))),

@@ -76,9 +76,24 @@ pub async fn a_connection_is_announced_signed_from_connect_to_disconnect(h: &mut
 
     let sandbox = h.sandbox(SandboxOptions::default()).await;
     let (id, token) = h.connect_synced("acme", sandbox).await;
+    let connection = h.admin_get(&format!("/v1/connections/{id}")).await;
+    let synced: HashMap<String, u64> = connection["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|stream| stream["record_count"].as_u64() > Some(0))
+        .map(|stream| {
+            let object = stream["object"].as_str().unwrap().to_owned();
+            (object, stream["record_count"].as_u64().unwrap())
+        })
+        .collect();
+    assert!(synced.contains_key("work-orders"), "{connection}");
+
+    // Deliveries run concurrently, so events may arrive in any order: wait for all of them.
     let received = receiver
         .wait_until("the initial sync's events", |received| {
             !accepted(received, "sync.completed").is_empty()
+                && accepted(received, "records.changed").len() >= synced.len()
         })
         .await;
     for delivery in &received {
@@ -94,19 +109,6 @@ pub async fn a_connection_is_announced_signed_from_connect_to_disconnect(h: &mut
     assert_eq!(created[0]["data"]["customer_id"], "acme");
     assert_eq!(created[0]["data"]["system"], "ibm_maximo");
     assert_eq!(created[0]["data"]["deployment"], "cloud");
-
-    let connection = h.admin_get(&format!("/v1/connections/{id}")).await;
-    let synced: HashMap<String, u64> = connection["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|stream| stream["record_count"].as_u64() > Some(0))
-        .map(|stream| {
-            let object = stream["object"].as_str().unwrap().to_owned();
-            (object, stream["record_count"].as_u64().unwrap())
-        })
-        .collect();
-    assert!(synced.contains_key("work-orders"), "{connection}");
 
     let completed = accepted(&received, "sync.completed");
     assert_eq!(completed.len(), 1);
