@@ -98,6 +98,19 @@ impl CursorCodec {
     }
 }
 
+/// Webhook deliveries carry cursors signed like those of list answers, so a `records.changed`
+/// event's cursor is one `GET /v1/{object}?cursor=` takes.
+impl millrace_webhooks::CursorSigner for CursorCodec {
+    fn cursor(&self, connection_id: &str, position: &millrace_store::CursorPosition) -> String {
+        self.encode(&Position {
+            connection_id: connection_id.to_owned(),
+            object: position.object,
+            seq: position.after_seq,
+            epoch: position.epoch,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,7 @@ pub mod ops;
 pub mod problem;
 pub mod records;
 pub mod unified;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -46,16 +47,21 @@ pub struct AppState {
     pub(crate) cursors: Arc<CursorCodec>,
     pub(crate) limiter: Arc<Limiter>,
     pub(crate) metrics: Arc<ops::HttpMetrics>,
+    pub(crate) webhooks: millrace_webhooks::Webhooks,
 }
 
 /// Builds the whole application router.
 pub fn router(engine: Engine, config: &ApiConfig) -> Router {
     let state = AppState {
-        engine,
         admin_key_hash: Arc::new(config.admin_key_hash.clone()),
         cursors: Arc::new(CursorCodec::new(&config.cursor_secret)),
         limiter: Arc::new(Limiter::new(config.rate_limit_per_second)),
         metrics: Arc::new(ops::HttpMetrics::new()),
+        webhooks: millrace_webhooks::Webhooks::new(
+            engine.store().clone(),
+            engine.secrets().clone(),
+        ),
+        engine,
     };
     let request_id = HeaderName::from_static("x-request-id");
 
@@ -77,6 +83,13 @@ pub fn router(engine: Engine, config: &ApiConfig) -> Router {
             "/connections/{id}/{object}/{record_id}",
             get(management::record),
         )
+        .route("/webhooks", post(webhooks::create).get(webhooks::list))
+        .route(
+            "/webhooks/{id}",
+            get(webhooks::get).delete(webhooks::delete),
+        )
+        .route("/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route("/webhooks/deliveries/{id}/retry", post(webhooks::retry))
         .route("/connection", get(unified::this_connection))
         .route("/connection/sync", post(unified::sync_now))
         .route("/{object}", get(unified::list))

@@ -12,7 +12,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{RefOr, Server};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
-use crate::{management, problem, records, unified};
+use crate::{management, problem, records, unified, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,17 +24,25 @@ use crate::{management, problem, records, unified};
         management::disconnect, management::rotate, management::delete_data,
         management::sync_now, management::runs, management::records, management::record,
         management::credits,
+        webhooks::create, webhooks::list, webhooks::get, webhooks::delete, webhooks::deliveries,
+        webhooks::retry,
     ),
     components(schemas(
         problem::Problem, records::RecordPage, RecordEnvelope,
         connection::Connection, connection::Stream, connection::StreamProgress,
         connection::SyncRun, connection::Credits, connection::LedgerEntry,
         millrace_model::SystemInfo, management::CreateConnection, management::Created,
+        webhooks::CreateWebhook, webhooks::CreatedWebhook, millrace_model::WebhookEndpoint,
+        millrace_model::WebhookDelivery, millrace_model::DeliveryAttempt,
+        millrace_model::EventType, millrace_model::EndpointStatus, millrace_model::DeliveryStatus,
     )),
     modifiers(&Security, &ObjectSchemas),
     tags(
         (name = "unified", description = "One connection's data, with that connection's token"),
         (name = "management", description = "The operator's endpoints, with the management key"),
+        (name = "webhooks", description = "Webhook endpoints and deliveries, with the management \
+            key. Each delivery is a POST of `{\"type\", \"timestamp\", \"data\"}` signed by the \
+            Standard Webhooks scheme (`webhook-id`, `webhook-timestamp`, `webhook-signature`)"),
     )
 )]
 struct ApiDoc;

@@ -9,11 +9,13 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use millrace_api::cursor::CursorCodec;
 use millrace_api::ApiConfig;
 use millrace_connector::{RunningSandbox, SandboxOptions};
 use millrace_store::secrets::SecretBox;
 use millrace_store::Store;
 use millrace_sync::{hash_token, Engine, EngineConfig};
+use millrace_webhooks::{DeliveryConfig, DeliveryWorker};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use sqlx::{Connection as _, Executor as _};
@@ -22,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 const ADMIN_KEY: &str = "mra_e2e_admin_key_for_tests";
+const CURSOR_SECRET: &[u8] = b"e2e cursor secret";
 /// Longest wait for a sync to settle; generous for two busy cores.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -50,6 +53,8 @@ pub struct World {
     pub base: String,
     pub http: reqwest::Client,
     pub config: EngineConfig,
+    /// The webhook worker's settings: retries after fractions of a second.
+    pub webhooks: DeliveryConfig,
     /// The system `connect` and `sandbox` use.
     pub system: String,
     registry: millrace_connector::Registry,
@@ -67,6 +72,18 @@ pub fn test_config() -> EngineConfig {
         poll_interval: Duration::from_millis(50),
         reconcile_interval: Duration::ZERO,
         ..EngineConfig::default()
+    }
+}
+
+/// The webhook worker settings tests start with: quick polling, three quick retries.
+pub fn test_webhook_config() -> DeliveryConfig {
+    DeliveryConfig {
+        retry_schedule: vec![Duration::from_millis(200); 3],
+        jitter: 0.0,
+        poll_interval: Duration::from_millis(50),
+        request_timeout: Duration::from_secs(5),
+        lease: Duration::from_secs(10),
+        ..DeliveryConfig::default()
     }
 }
 
@@ -135,6 +152,7 @@ impl World {
                 .build()
                 .unwrap(),
             config,
+            webhooks: test_webhook_config(),
             system: system.to_owned(),
             registry,
             dir,
@@ -151,12 +169,23 @@ impl World {
     async fn boot(&mut self) {
         let store = Store::open(&self.database_url).await.unwrap();
         let secrets = SecretBox::load_or_create(None, self.dir.path()).unwrap();
-        let engine = Engine::new(store, self.registry.clone(), secrets, self.config.clone());
+        let engine = Engine::new(
+            store.clone(),
+            self.registry.clone(),
+            secrets.clone(),
+            self.config.clone(),
+        );
         let api = ApiConfig {
             admin_key_hash: hash_token(ADMIN_KEY),
-            cursor_secret: b"e2e cursor secret".to_vec(),
+            cursor_secret: CURSOR_SECRET.to_vec(),
             rate_limit_per_second: 0,
         };
+        let deliveries = DeliveryWorker::new(
+            store,
+            secrets,
+            self.webhooks.clone(),
+            std::sync::Arc::new(CursorCodec::new(CURSOR_SECRET)),
+        );
         let app = millrace_api::router(engine.clone(), &api);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         self.base = format!("http://{}", listener.local_addr().unwrap());
@@ -173,10 +202,12 @@ impl World {
         let scheduler_shutdown = shutdown.clone();
         let scheduler =
             tokio::spawn(async move { scheduler_engine.run_scheduler(scheduler_shutdown).await });
+        let deliveries_shutdown = shutdown.clone();
+        let deliveries = tokio::spawn(async move { deliveries.run(deliveries_shutdown).await });
         self.server = Some(Server {
             engine,
             shutdown,
-            tasks: vec![http, scheduler],
+            tasks: vec![http, scheduler, deliveries],
         });
     }
 

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use millrace_connector::SandboxOptions;
 use millrace_sync::EngineConfig;
+use millrace_webhooks::DeliveryConfig;
 use serde_json::{json, Value};
 
 use crate::client::Client;
@@ -126,6 +127,10 @@ pub struct ServeArgs {
     /// Records asked of a source per page.
     #[arg(long, env = "MILLRACE_PAGE_SIZE", default_value_t = EngineConfig::default().page_size)]
     pub page_size: u32,
+    /// Seconds to wait before each retry of a failed webhook delivery, comma-separated; after
+    /// the last the delivery is `failed`. Default: 5,300,1800,7200,18000,36000,25200 (a day).
+    #[arg(long, env = "MILLRACE_WEBHOOK_RETRY_SECONDS", value_delimiter = ',')]
+    pub webhook_retry_seconds: Vec<u64>,
 }
 
 impl ServeArgs {
@@ -146,6 +151,23 @@ impl ServeArgs {
                 page_size: self.page_size.max(1),
                 ..EngineConfig::default()
             },
+            webhooks: self.webhook_config(),
+        }
+    }
+
+    /// Returns the webhook worker's settings: the default schedule unless one is given.
+    fn webhook_config(&self) -> DeliveryConfig {
+        let defaults = DeliveryConfig::default();
+        if self.webhook_retry_seconds.is_empty() {
+            return defaults;
+        }
+        DeliveryConfig {
+            retry_schedule: self
+                .webhook_retry_seconds
+                .iter()
+                .map(|seconds| Duration::from_secs(*seconds))
+                .collect(),
+            ..defaults
         }
     }
 }

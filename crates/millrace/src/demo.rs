@@ -106,6 +106,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             reconcile_interval: Duration::ZERO,
             ..EngineConfig::default()
         },
+        webhooks: millrace_webhooks::DeliveryConfig::default(),
     })
     .await?;
     let base = format!("http://{}", server.address);

@@ -1,13 +1,18 @@
-//! Wiring of `millrace serve`: configuration, store, secrets, engine, HTTP listener.
+//! Wiring of `millrace serve`: configuration, store, secrets, engine, webhook delivery worker,
+//! HTTP listener.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use std::sync::Arc;
+
+use millrace_api::cursor::CursorCodec;
 use millrace_api::ApiConfig;
 use millrace_store::secrets::SecretBox;
 use millrace_store::Store;
 use millrace_sync::{hash_token, Engine, EngineConfig};
+use millrace_webhooks::{DeliveryConfig, DeliveryWorker};
 use rand::RngCore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -26,6 +31,8 @@ pub struct ServeOptions {
     pub credit_pool: u32,
     pub rate_limit_per_second: u32,
     pub engine: EngineConfig,
+    /// The webhook delivery worker's settings.
+    pub webhooks: DeliveryConfig,
 }
 
 /// A server that is running.
@@ -54,7 +61,7 @@ impl RunningServer {
     }
 }
 
-/// Opens the store, loads the keys and starts the API and the scheduler.
+/// Opens the store, loads the keys and starts the API, the scheduler and the webhook worker.
 pub async fn start(options: ServeOptions) -> anyhow::Result<RunningServer> {
     std::fs::create_dir_all(&options.data_dir).with_context(|| {
         format!(
@@ -83,7 +90,19 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<RunningServer> {
         credit_pool: options.credit_pool,
         ..options.engine
     };
-    let engine = Engine::new(store, crate::registry::registry(), secrets, engine_config);
+    let engine = Engine::new(
+        store.clone(),
+        crate::registry::registry(),
+        secrets.clone(),
+        engine_config,
+    );
+    // Cursors in `records.changed` events are signed like the API's own.
+    let webhooks = DeliveryWorker::new(
+        store,
+        secrets,
+        options.webhooks.clone(),
+        Arc::new(CursorCodec::new(cursor_secret.as_bytes())),
+    );
     let api_config = ApiConfig {
         admin_key_hash,
         cursor_secret: cursor_secret.into_bytes(),
@@ -110,13 +129,15 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<RunningServer> {
     let scheduler = tokio::spawn(async move {
         scheduler_engine.run_scheduler(scheduler_shutdown).await;
     });
+    let webhooks_shutdown = shutdown.clone();
+    let deliveries = tokio::spawn(async move { webhooks.run(webhooks_shutdown).await });
     tracing::info!(%address, database = %redact_url(&database_url), "millrace serving");
 
     Ok(RunningServer {
         address,
         generated_admin_key,
         shutdown,
-        tasks: vec![http, scheduler],
+        tasks: vec![http, scheduler, deliveries],
     })
 }
 

@@ -44,6 +44,7 @@ macro_rules! string_enum {
         }
     };
 }
+pub(crate) use string_enum;
 
 string_enum! {
     /// Where the customer runs the system; on-premise doubles the credit cost.

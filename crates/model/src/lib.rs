@@ -10,6 +10,7 @@ pub mod ids;
 pub mod object;
 pub mod objects;
 pub mod record;
+pub mod webhook;
 
 pub use catalogue::{CredentialField, CreditCost, ObjectSupport, SystemCategory, SystemInfo};
 pub use connection::{
@@ -18,3 +19,6 @@ pub use connection::{
 };
 pub use object::{ObjectKind, ObjectType, UnknownObject};
 pub use record::{RecordEnvelope, Reference};
+pub use webhook::{
+    DeliveryAttempt, DeliveryStatus, EndpointStatus, EventType, WebhookDelivery, WebhookEndpoint,
+};

@@ -3,13 +3,15 @@
 use chrono::{DateTime, Utc};
 use millrace_model::connection::StreamProgress;
 use millrace_model::{
-    Connection, ConnectionStatus, Credits, LedgerEntry, ObjectType, Stream, StreamState,
+    Connection, ConnectionStatus, Credits, EventType, LedgerEntry, ObjectType, Stream, StreamState,
 };
+use serde_json::{json, Map};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
 use crate::convert::{micros, opt_time, parse, time, unsigned};
 use crate::runs::{stream_row, STREAM_COLUMNS};
+use crate::webhooks::{insert_event, NewEvent};
 use crate::{ConnectionFilter, NewConnection, Store, StoreError, StreamRow, TokenLookup};
 
 const CONNECTION_COLUMNS: &str = "c.id, c.customer_id, c.system, c.deployment, c.name, c.status, \
@@ -54,7 +56,8 @@ impl Store {
     /// Reserves credits and creates the connection, its token and its streams, in one
     /// transaction. Refuses with `InsufficientCredits` (creating nothing) when the pool of
     /// `credit_pool` credits has fewer than `new.credits` available. Writes a `reserve` ledger
-    /// entry. The connection is `active`, its streams `pending`, its next sync due now.
+    /// entry and a `connection.created` event. The connection is `active`, its streams
+    /// `pending`, its next sync due now.
     #[tracing::instrument(skip(self, new), fields(connection_id = %new.id, system = %new.system))]
     pub async fn create_connection(
         &self,
@@ -128,6 +131,23 @@ impl Store {
             -i64::from(new.credits),
             "reserve",
             created_at,
+        )
+        .await?;
+        let data = Map::from_iter([
+            ("system".to_owned(), json!(new.system)),
+            ("deployment".to_owned(), json!(new.deployment.as_str())),
+            ("name".to_owned(), json!(new.name)),
+            ("credits".to_owned(), json!(new.credits)),
+        ]);
+        insert_event(
+            &mut tx,
+            NewEvent {
+                event_type: EventType::ConnectionCreated,
+                connection_id: &new.id,
+                data,
+                cursor: None,
+                at: new.created_at,
+            },
         )
         .await?;
         tx.commit().await?;
@@ -290,8 +310,8 @@ impl Store {
     }
 
     /// Disconnects: status `disconnected`, tokens revoked, credits returned (a `release` ledger
-    /// entry), streams `paused`, lease dropped, no next sync. Idempotent: a second call changes
-    /// nothing and returns the connection.
+    /// entry), streams `paused`, lease dropped, no next sync, a `connection.disconnected` event.
+    /// Idempotent: a second call changes nothing and returns the connection.
     #[tracing::instrument(skip(self))]
     pub async fn disconnect(&self, id: &str, at: DateTime<Utc>) -> Result<Connection, StoreError> {
         let at = micros(at);
@@ -313,6 +333,19 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             insert_ledger(&mut tx, id, credits, "release", at).await?;
+            let disconnected_at = time(at)?;
+            let data = Map::from_iter([("disconnected_at".to_owned(), json!(disconnected_at))]);
+            insert_event(
+                &mut tx,
+                NewEvent {
+                    event_type: EventType::ConnectionDisconnected,
+                    connection_id: id,
+                    data,
+                    cursor: None,
+                    at: disconnected_at,
+                },
+            )
+            .await?;
         }
         tx.commit().await?;
 
@@ -322,7 +355,8 @@ impl Store {
     }
 
     /// Marks an active connection `reauth_required` with `reason`; streams become `paused`.
-    /// Credits stay reserved. Does nothing to a disconnected connection.
+    /// Credits stay reserved. Does nothing to a disconnected connection. Writes a
+    /// `connection.reauth_required` event.
     #[tracing::instrument(skip(self))]
     pub async fn set_reauth_required(&self, id: &str, reason: &str) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
@@ -343,6 +377,18 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        let data = Map::from_iter([("reason".to_owned(), json!(reason))]);
+        insert_event(
+            &mut tx,
+            NewEvent {
+                event_type: EventType::ConnectionReauthRequired,
+                connection_id: id,
+                data,
+                cursor: None,
+                at: Utc::now(),
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -8,7 +8,8 @@
 //!
 //! Layout: `schema` opens the pools and migrates (SQL files under `migrations/`, one folder per
 //! backend); `connections` holds connections, tokens, credits and settings; `schedule` the
-//! claims and leases; `runs` stream state and run history; `records` the pages of records.
+//! claims and leases; `runs` stream state and run history; `records` the pages of records;
+//! `webhooks` the endpoints, the outbox of events and their deliveries.
 //! On SQLite all writes go through one connection (writers queue in-process) and reads through
 //! a small pool of read-only connections; on PostgreSQL row locks order the writers.
 //!
@@ -19,7 +20,9 @@
 //!   allocated), so a cursor over `seq` never skips a change;
 //! - nothing is written for a connection that is not `active`: a disconnect that commits stops
 //!   every later page of a running sync;
-//! - records are never hard-deleted, except by [`Store::delete_data`].
+//! - records are never hard-deleted, except by [`Store::delete_data`];
+//! - an event announcing a change (connection created, disconnected or needing reauthorisation,
+//!   records changed, run finished) commits in the transaction of that change.
 
 mod connections;
 mod convert;
@@ -28,12 +31,17 @@ mod runs;
 mod schedule;
 mod schema;
 pub mod secrets;
+mod webhooks;
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use millrace_model::{ConnectionStatus, Deployment, ObjectType, RunKind, RunStatus, StreamState};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sqlx::AnyPool;
+
+pub use webhooks::{AttemptRecord, CursorPosition, DueDelivery, NewWebhookEndpoint, StoredEvent};
 
 /// Which database a store runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +139,11 @@ pub struct Checkpoint {
     /// The source's clock when the listing began, for listings not ordered by change.
     #[serde(default)]
     pub listing_started_at: Option<DateTime<Utc>>,
+    /// The connection's change sequence number when this read began: every change the read
+    /// stores comes after it. [`Store::complete_stream`] announces them from there in a
+    /// `records.changed` event. `None` (a checkpoint of an older version) announces nothing.
+    #[serde(default)]
+    pub changes_after_seq: Option<i64>,
 }
 
 /// One record to upsert.
@@ -222,6 +235,18 @@ pub struct RunOutcome {
     pub stats: ApplyStats,
     pub records_deleted: u64,
     pub error: Option<String>,
+    /// The counts of each stream the run read, for the `sync.completed` or `sync.failed` event.
+    pub objects: BTreeMap<ObjectType, StreamCounts>,
+}
+
+/// What one run did to one stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StreamCounts {
+    pub read: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub deleted: u64,
 }
 
 /// How a store connects.

@@ -10,10 +10,14 @@ use sqlx::{Executor, Row};
 use crate::{Backend, StoreError, StoreOptions};
 
 /// Each migration is applied once, in version order, inside its own transaction.
-const SQLITE_MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
-const POSTGRES_MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../migrations/sqlite/0002_webhooks.sql")),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_init.sql")),
+    (2, include_str!("../migrations/postgres/0002_webhooks.sql")),
+];
 
 /// Key of the PostgreSQL advisory lock that keeps two processes from migrating at once.
 const MIGRATION_LOCK_KEY: i64 = 0x6d69_6c6c_7261_6365;

@@ -114,6 +114,12 @@ impl Engine {
         &self.inner.registry
     }
 
+    /// Returns the box that seals secrets at rest with the operator's key (credentials here,
+    /// webhook signing secrets in `millrace-webhooks`).
+    pub fn secrets(&self) -> &SecretBox {
+        &self.inner.secrets
+    }
+
     /// Returns the engine's configuration.
     pub fn config(&self) -> &EngineConfig {
         &self.inner.config

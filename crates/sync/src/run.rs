@@ -1,6 +1,6 @@
 //! One sync run of one connection: its streams read page by page, checkpointed, reconciled.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use millrace_connector::{
@@ -9,7 +9,9 @@ use millrace_connector::{
 use millrace_model::{
     ids, ConnectionStatus, ObjectKind, ObjectType, RunKind, RunStatus, StreamState,
 };
-use millrace_store::{ApplyStats, Checkpoint, RecordWrite, RunOutcome, StoreError, StreamRow};
+use millrace_store::{
+    ApplyStats, Checkpoint, RecordWrite, RunOutcome, StoreError, StreamCounts, StreamRow,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::{content_hash, Engine, SyncError};
@@ -43,20 +45,31 @@ impl From<StoreError> for StreamStop {
     }
 }
 
-/// Counts of one run, summed over its streams.
+/// Counts of one run, summed over its streams and kept per stream.
 #[derive(Debug, Default)]
 struct Totals {
     records_read: u64,
     stats: ApplyStats,
     records_deleted: u64,
+    objects: BTreeMap<ObjectType, StreamCounts>,
 }
 
 impl Totals {
-    fn add(&mut self, read: u64, stats: ApplyStats) {
+    fn add(&mut self, object: ObjectType, read: u64, stats: ApplyStats) {
         self.records_read += read;
         self.stats.created += stats.created;
         self.stats.updated += stats.updated;
         self.stats.unchanged += stats.unchanged;
+        let counts = self.objects.entry(object).or_default();
+        counts.read += read;
+        counts.created += stats.created;
+        counts.updated += stats.updated;
+        counts.unchanged += stats.unchanged;
+    }
+
+    fn add_deleted(&mut self, object: ObjectType, deleted: u64) {
+        self.records_deleted += deleted;
+        self.objects.entry(object).or_default().deleted += deleted;
     }
 }
 
@@ -291,6 +304,11 @@ impl Engine {
         let id = scope.connection_id;
         let object = stream.object;
         let mut read = self.plan_read(scope, stream);
+        if stream.checkpoint.is_none() {
+            // Every change this read stores comes after this position; the stream's completion
+            // announces them from there (`records.changed`).
+            read.changes_after_seq = Some(store.change_seq(id).await?);
+        }
         store
             .set_stream_state(id, object, StreamState::Running, None)
             .await?;
@@ -326,13 +344,13 @@ impl Engine {
             let checkpoint = read.checkpoint(scope);
             let stored = store.apply_page(id, object, &writes, &checkpoint, Utc::now());
             let Some(next_page) = next_page else {
-                totals.add(delivered, stored.await?);
+                totals.add(object, delivered, stored.await?);
                 break;
             };
             self.keep_claim(scope).await?;
             let (stored, fetched) =
                 tokio::join!(stored, self.fetch(scope, object, &read, Some(next_page)));
-            totals.add(delivered, stored?);
+            totals.add(object, delivered, stored?);
             page = fetched?;
         }
 
@@ -342,7 +360,7 @@ impl Engine {
         }
         if self.reconciliation_due(scope, stream) {
             match self.reconcile(scope, object).await {
-                Ok(deleted) => totals.records_deleted += deleted,
+                Ok(deleted) => totals.add_deleted(object, deleted),
                 Err(StreamStop::Failed(message)) => {
                     warnings.push(format!("reconciliation failed: {message}"));
                 }
@@ -424,6 +442,7 @@ impl Engine {
                 } else {
                     checkpoint.listing_started_at
                 },
+                changes_after_seq: checkpoint.changes_after_seq,
             };
         }
 
@@ -588,6 +607,8 @@ struct ReadState {
     read_before_listing: u64,
     /// The source's clock when the listing began, when the source tells.
     listing_started_at: Option<DateTime<Utc>>,
+    /// The connection's change sequence number when the read began.
+    changes_after_seq: Option<i64>,
 }
 
 impl ReadState {
@@ -615,6 +636,7 @@ impl ReadState {
             pages_read: self.pages_read,
             records_expected: self.records_expected,
             listing_started_at: self.listing_started_at,
+            changes_after_seq: self.changes_after_seq,
         }
     }
 }
@@ -658,6 +680,7 @@ fn outcome(status: RunStatus, totals: &Totals, error: Option<String>) -> RunOutc
         stats: totals.stats,
         records_deleted: totals.records_deleted,
         error,
+        objects: totals.objects.clone(),
     }
 }
 

@@ -8,6 +8,7 @@ mod support;
 mod errors;
 mod lifecycle;
 mod sync;
+mod webhooks;
 
 contract! {
     lifecycle::a_token_never_reads_another_connections_data,
@@ -22,4 +23,7 @@ contract! {
     sync::sandboxes_in_other_time_zones_lose_nothing,
     sync::a_stopped_sync_resumes_from_its_checkpoint_without_loss_or_duplicates,
     sync::a_polling_client_sees_every_change_exactly_once,
+    webhooks::a_connection_is_announced_signed_from_connect_to_disconnect,
+    webhooks::a_receiver_failing_three_times_gets_the_event_on_the_fourth_attempt_once,
+    webhooks::an_endpoint_that_keeps_failing_is_marked_until_a_manual_retry_succeeds,
 }

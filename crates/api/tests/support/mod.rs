@@ -1,6 +1,8 @@
 //! The contract suite's harness: the compliance crate's test world with the Maximo connector,
 //! and the Maximo-specific helper the contract tests use.
 
+pub mod receiver;
+
 pub use millrace_compliance::world::*;
 use serde_json::Value;
 

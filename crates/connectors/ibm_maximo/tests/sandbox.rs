@@ -342,12 +342,10 @@ async fn rate_limits_are_waited_out_and_revoked_credentials_reported() {
         .await;
     let started = std::time::Instant::now();
     let long_ago = Utc::now() - Duration::days(3650);
-    let page = harness
-        .source
-        .read_page(&request(ObjectType::Sites, Some(long_ago), None, 10))
-        .await
-        .unwrap();
-    assert_eq!(page.records.len(), 10);
+    let sites = harness
+        .read_all(ObjectType::Sites, Some(long_ago), 10)
+        .await;
+    assert!(!sites.is_empty());
     assert!(started.elapsed() >= std::time::Duration::from_secs(2));
     assert_eq!(harness.stats().await["rate_limited"], json!(2));
 
@@ -687,7 +685,7 @@ async fn sub_second_times_around_a_crowded_second_are_all_read() {
 }
 
 #[tokio::test]
-async fn records_without_a_change_time_come_in_full_reads_only() {
+async fn records_without_a_change_time_come_first_in_every_read() {
     let harness = start("America/New_York").await;
     let body = json!({"wonum": "NOCHANGE", "siteid": "MINE", "istask": false, "status": "WAPPR",
                       "changedate": null});
@@ -704,14 +702,12 @@ async fn records_without_a_change_time_come_in_full_reads_only() {
         second.total,
         Some(expected_ids(&harness, None).await.len() as u64)
     );
+    // An incremental read cannot tell whether a record without a change time changed: it
+    // reads it again (content hashes absorb it when it did not).
     let recent = harness
-        .read_all(
-            ObjectType::WorkOrders,
-            Some(Utc::now() - Duration::days(3650)),
-            1000,
-        )
+        .read_all(ObjectType::WorkOrders, Some(Utc::now()), 1000)
         .await;
-    assert!(!recent.contains_key("MINE/NOCHANGE"));
+    assert!(recent.contains_key("MINE/NOCHANGE"));
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@
 mod connections;
 mod records;
 mod scheduling;
+mod webhooks;
 
 use std::future::Future;
 
@@ -140,6 +141,13 @@ conformance! {
     scheduling::concurrent_claimers_never_share_a_connection,
     scheduling::request_sync_and_inactive_connections,
     scheduling::runs_history,
+    webhooks::connection_changes_write_events_and_queue_deliveries,
+    webhooks::completed_streams_announce_their_changes_with_a_position,
+    webhooks::finished_runs_announce_themselves,
+    webhooks::deliveries_are_claimed_retried_and_logged,
+    webhooks::endpoints_are_marked_failing_and_cleared,
+    webhooks::concurrent_claimers_never_share_a_delivery,
+    webhooks::deleting_an_endpoint_drops_its_deliveries,
 }
 
 // ---- fixtures ----
@@ -210,5 +218,6 @@ pub fn checkpoint(run_id: &str, records_read: u64) -> Checkpoint {
         pages_read: 1,
         records_expected: Some(100),
         listing_started_at: None,
+        changes_after_seq: None,
     }
 }

@@ -250,6 +250,7 @@ pub async fn runs_history(ctx: Ctx) {
         },
         records_deleted: 2,
         error: None,
+        objects: Default::default(),
     };
     store.finish_run(&first, &outcome).await.unwrap();
     store.abandon_runs("c1", "worker died").await.unwrap();
