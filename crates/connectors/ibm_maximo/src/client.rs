@@ -384,6 +384,24 @@ impl MaximoSource {
         Ok(())
     }
 
+    /// Follows a stable-paging `nextPage.href`; `None` when the server no longer has that set
+    /// (it expired, or the server restarted). The caller then starts its phase again from the
+    /// first page: stable phases are bounded, and content hashes absorb what is read twice.
+    pub(crate) async fn follow_stable(&self, href: &str) -> Result<Option<Value>, ConnectorError> {
+        match self.follow(href).await {
+            Ok(body) => Ok(Some(body)),
+            Err(ConnectorError::Status { status, detail }) if matches!(status, 400 | 404 | 410) => {
+                tracing::debug!(
+                    status,
+                    detail,
+                    "stable paging set gone; starting the phase again"
+                );
+                Ok(None)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
     /// Follows a `nextPage.href`, refusing one that leaves the configured host.
     pub(crate) async fn follow(&self, href: &str) -> Result<Value, ConnectorError> {
         let next = Url::parse(href).map_err(|err| {
@@ -459,9 +477,13 @@ impl MaximoSource {
 
         match Listing::resume(request.page.as_deref(), request.since)? {
             Listing::Nulls { href, nulls, since } => {
-                let first = href.is_none();
-                let body = match href {
-                    Some(href) => self.follow(&href).await?,
+                let followed = match &href {
+                    Some(href) => self.follow_stable(href).await?,
+                    None => None,
+                };
+                let first = followed.is_none();
+                let body = match followed {
+                    Some(body) => body,
                     None => {
                         let query = ListingQuery {
                             select: structure.select,
@@ -535,8 +557,12 @@ impl MaximoSource {
             }
 
             Listing::Second { second, href } => {
-                let body = match href {
-                    Some(href) => self.follow(&href).await?,
+                let followed = match &href {
+                    Some(href) => self.follow_stable(href).await?,
+                    None => None,
+                };
+                let body = match followed {
+                    Some(body) => body,
                     None => {
                         let until = second + chrono::Duration::seconds(1);
                         let query = ListingQuery {

@@ -90,8 +90,12 @@ impl MaximoSource {
         let mut listing_started_at = None;
         let (items, next, total) = match cursor {
             PartsCursor::Items(href) => {
-                let body = match href {
-                    Some(href) => self.follow(&href).await?,
+                let followed = match &href {
+                    Some(href) => self.follow_stable(href).await?,
+                    None => None,
+                };
+                let body = match followed {
+                    Some(body) => body,
                     None => {
                         let params = Self::first_page(
                             item_structure.select,
@@ -114,8 +118,12 @@ impl MaximoSource {
                 (page.members, next, page.total)
             }
             PartsCursor::Stock(href) => {
-                let body = match (href, request.since) {
-                    (Some(href), _) => self.follow(&href).await?,
+                let followed = match &href {
+                    Some(href) => self.follow_stable(href).await?,
+                    None => None,
+                };
+                let body = match (followed, request.since) {
+                    (Some(body), _) => body,
                     (None, since) => {
                         let params = Self::first_page(
                             "itemnum,itemsetid,changedate",

@@ -758,3 +758,46 @@ async fn records_created_without_maximo_s_defaults_get_them_and_are_read() {
         "{stock}"
     );
 }
+
+#[tokio::test]
+async fn an_expired_stable_paging_set_starts_its_phase_again() {
+    let harness = start("America/New_York").await;
+    for n in 0..3 {
+        let body = json!({"wonum": format!("NULL{n}"), "siteid": "MINE", "istask": false,
+                          "status": "WAPPR", "changedate": null});
+        harness
+            .control(reqwest::Method::POST, "/os/mxapiwodetail", body)
+            .await;
+    }
+    let first = harness.page(None, None, 1).await;
+    assert_eq!(first.records.len(), 1);
+    // Other listings open enough stable-paging sets that the server drops this one, as a
+    // real server drops sets after a timeout or a restart.
+    for _ in 0..70 {
+        harness.page(None, None, 1).await;
+    }
+    let mut delivered = std::collections::BTreeSet::new();
+    delivered.insert(first.records[0].remote_id.clone());
+    let mut next = first.next_page;
+    loop {
+        let page = harness.page(None, next, 1).await;
+        let nulls: Vec<_> = page
+            .records
+            .iter()
+            .filter(|record| record.remote_updated_at.is_none())
+            .collect();
+        for record in &nulls {
+            delivered.insert(record.remote_id.clone());
+        }
+        if nulls.is_empty() {
+            break;
+        }
+        next = page.next_page;
+    }
+    let expected: std::collections::BTreeSet<String> =
+        (0..3).map(|n| format!("MINE/NULL{n}")).collect();
+    assert_eq!(
+        delivered, expected,
+        "the restarted phase delivers every record"
+    );
+}
