@@ -59,6 +59,16 @@ impl Engine {
                 let mut tasks = self.inner.tasks.lock().unwrap();
                 while tasks.try_join_next().is_some() {}
                 for id in ids {
+                    // A run of this process whose page took longer than the lease let the lease
+                    // run out, and the claim just took it again: the run goes on and renews it
+                    // at its next page. A second run of the same connection would race it.
+                    if self.is_running(&id) {
+                        tracing::warn!(
+                            connection_id = %id,
+                            "a run outlived its lease; it keeps the connection"
+                        );
+                        continue;
+                    }
                     tasks.spawn(self.clone().run_claimed(id));
                 }
             }
