@@ -55,9 +55,11 @@ pub struct QualityObject {
     pub extra_fields: Vec<String>,
 }
 
-/// The fields of a quality object, by API name; `None` leaves the unified field null.
+/// The fields of a quality object, by API name; `None` leaves the unified field null. A
+/// mapping that names `fields` names every field it wants; one that leaves `fields` out gets
+/// the defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(deny_unknown_fields)]
 pub struct QualityFields {
     pub number: Option<String>,
     pub title: Option<String>,
@@ -85,7 +87,7 @@ impl Default for SiteObject {
     fn default() -> Self {
         let field = |name: &str| Some(format!("{NAMESPACE}{name}"));
         SiteObject {
-            object: format!("{NAMESPACE}Site__c"),
+            object: format!("{NAMESPACE}Quality_Site__c"),
             name: "Name".to_owned(),
             description: field("Description__c"),
             active: field("Active__c"),

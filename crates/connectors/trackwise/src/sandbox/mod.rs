@@ -803,14 +803,11 @@ async fn deleted(
             "The requested resource does not exist",
         ));
     };
-    let latest = end.min(
-        now.duration_trunc(ChronoDuration::minutes(1))
-            .unwrap_or(now),
-    );
+    let latest = end.min(now);
     let records: Vec<Value> = table
         .delete_log
         .iter()
-        .filter(|(_, at)| *at >= start && *at < latest && *at >= earliest)
+        .filter(|(_, at)| *at >= start && *at < end && *at <= latest && *at >= earliest)
         .map(|(id, at)| json!({"id": id, "deletedDate": salesforce_time(*at)}))
         .collect();
     answer(
