@@ -246,6 +246,16 @@ impl TrackwiseSource {
         path_and_query: &str,
         batch: Option<u32>,
     ) -> Result<Answer, ConnectorError> {
+        self.call(path_and_query, batch, None).await
+    }
+
+    /// Sends a GET, or a POST of `body`, to `path_and_query` with the access token.
+    async fn call(
+        &self,
+        path_and_query: &str,
+        batch: Option<u32>,
+        body: Option<&Value>,
+    ) -> Result<Answer, ConnectorError> {
         self.check_usage()?;
         let url = format!("{}{path_and_query}", self.base_url);
         let mut token = self.access_token().await?;
@@ -254,7 +264,11 @@ impl TrackwiseSource {
             let sent = self
                 .http
                 .send(|client| {
-                    let request = client.get(&url).bearer_auth(&token);
+                    let request = match body {
+                        Some(body) => client.post(&url).json(body),
+                        None => client.get(&url),
+                    };
+                    let request = request.bearer_auth(&token);
                     match batch {
                         Some(size) => {
                             request.header("Sforce-Query-Options", format!("batchSize={size}"))
@@ -548,31 +562,68 @@ fn select_list<'a>(mapped: impl Iterator<Item = &'a String>) -> Vec<String> {
 #[async_trait::async_trait]
 impl Source for TrackwiseSource {
     async fn check(&self) -> Result<(), ConnectorError> {
-        // The token proves the credentials; one small query per object proves the mapping's
-        // object and field names exist in this org.
+        // The token proves the credentials.
         self.access_token().await?;
-        for object in [ObjectType::Sites, ObjectType::QualityEvents] {
-            for read in self.reads(object)? {
+
+        // One composite batch of one-row queries, an object each, checks the mapping's names
+        // against this org. Only the org's own verdict on a name fails the connection; any
+        // other failure of this extra request is left for the first sync to report.
+        let reads: Vec<ObjectRead> = [ObjectType::Sites, ObjectType::QualityEvents]
+            .into_iter()
+            .map(|object| self.reads(object))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .collect();
+        let batch: Vec<Value> = reads
+            .iter()
+            .map(|read| {
                 let soql = format!(
                     "SELECT {} FROM {} LIMIT 1",
                     read.fields.join(", "),
                     read.object
                 );
-                self.query(&soql, false, None)
-                    .await
-                    .map_err(|err| match err {
-                        ConnectorError::Status {
-                            status: 400,
-                            detail,
-                        } => ConnectorError::Status {
-                            status: 400,
-                            detail: format!(
-                                "the mapping does not fit this org ({}): {detail}",
-                                read.object
-                            ),
-                        },
-                        other => other,
-                    })?;
+                let encoded: String =
+                    url::form_urlencoded::byte_serialize(soql.as_bytes()).collect();
+                serde_json::json!({
+                    "method": "GET",
+                    "url": format!("{}/query/?q={encoded}", self.api_version),
+                })
+            })
+            .collect();
+        let body = serde_json::json!({"batchRequests": batch});
+        let answer = match self
+            .call(&self.data_path("composite/batch"), None, Some(&body))
+            .await
+        {
+            Ok(answer) => answer,
+            Err(err @ ConnectorError::CredentialsRejected(_)) => return Err(err),
+            Err(err) => {
+                tracing::warn!(
+                    system = crate::SYSTEM_ID,
+                    error = %err,
+                    "the mapping could not be checked at connect time"
+                );
+                return Ok(());
+            }
+        };
+        let results = answer.body["results"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for (read, result) in reads.iter().zip(results) {
+            let code = result["result"][0]["errorCode"]
+                .as_str()
+                .unwrap_or_default();
+            if matches!(code, "INVALID_TYPE" | "INVALID_FIELD") {
+                let message = result["result"][0]["message"].as_str().unwrap_or_default();
+                return Err(ConnectorError::Status {
+                    status: 400,
+                    detail: format!(
+                        "the mapping does not fit this org ({}): {code}: {message}",
+                        read.object
+                    ),
+                });
             }
         }
         Ok(())

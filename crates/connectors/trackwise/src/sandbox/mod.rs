@@ -258,7 +258,11 @@ fn router(sandbox: Shared) -> Router {
             "/services/data/{version}/sobjects/{object}/deleted/",
             get(deleted),
         )
-        .route("/services/data/{version}/limits", get(limits));
+        .route("/services/data/{version}/limits", get(limits))
+        .route(
+            "/services/data/{version}/composite/batch",
+            post(composite_batch),
+        );
     Router::new()
         .route("/services/oauth2/token", post(token))
         .merge(data)
@@ -832,4 +836,61 @@ async fn limits(State(sandbox): State<Shared>, headers: HeaderMap) -> Response {
     }});
     drop(stats);
     with_limit_info(&limit_info, Json(body).into_response())
+}
+
+/// The composite batch resource, for the query subrequests a client sends in one call: each
+/// answers `{statusCode, result}`, errors as the REST API's error list.
+async fn composite_batch(
+    State(sandbox): State<Shared>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let limit_info = match authorize(&sandbox, &headers) {
+        Ok(info) => info,
+        Err(refused) => return refused,
+    };
+    let Some(requests) = body["batchRequests"]
+        .as_array()
+        .filter(|list| list.len() <= 25)
+    else {
+        return with_limit_info(
+            &limit_info,
+            api_error(
+                StatusCode::BAD_REQUEST,
+                "INVALID_BATCH_REQUEST",
+                "batchRequests must list from 1 to 25 subrequests",
+            ),
+        );
+    };
+    let mut has_errors = false;
+    let mut results = Vec::new();
+    for request in requests {
+        let url = request["url"].as_str().unwrap_or_default();
+        let query = url.split_once('?').and_then(|(_, query)| {
+            url::form_urlencoded::parse(query.as_bytes())
+                .find(|(key, _)| key == "q")
+                .map(|(_, value)| value.into_owned())
+        });
+        let is_query = request["method"] == "GET" && url.contains("/query");
+        let result = match query.filter(|_| is_query) {
+            None => Err((
+                "NOT_FOUND",
+                "only query subrequests are supported".to_owned(),
+            )),
+            Some(q) => select(&sandbox, &q, false),
+        };
+        results.push(match result {
+            Ok(records) => json!({"statusCode": 200, "result": {
+                "totalSize": records.len(), "done": true, "records": records
+            }}),
+            Err((code, message)) => {
+                has_errors = true;
+                json!({"statusCode": 400, "result": [{"errorCode": code, "message": message}]})
+            }
+        });
+    }
+    with_limit_info(
+        &limit_info,
+        Json(json!({"hasErrors": has_errors, "results": results})).into_response(),
+    )
 }
