@@ -400,7 +400,7 @@ async fn token(State(sandbox): State<Shared>, Form(form): Form<TokenForm>) -> Re
 
 /// Checks the bearer token and counts the request against the daily limit; on success
 /// returns the `Sforce-Limit-Info` value to send.
-fn authorize(sandbox: &Sandbox, headers: &HeaderMap) -> Result<String, Response> {
+fn authorize(sandbox: &Sandbox, headers: &HeaderMap) -> Result<String, Box<Response>> {
     let token = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -417,19 +417,19 @@ fn authorize(sandbox: &Sandbox, headers: &HeaderMap) -> Result<String, Response>
             .contains(token)
     });
     if !known || sandbox.lock_faults().reject_auth {
-        return Err(api_error(
+        return Err(Box::new(api_error(
             StatusCode::UNAUTHORIZED,
             "INVALID_SESSION_ID",
             "Session expired or invalid",
-        ));
+        )));
     }
     let mut stats = sandbox.lock_stats();
     if stats.api_requests >= stats.daily_limit {
-        return Err(api_error(
+        return Err(Box::new(api_error(
             StatusCode::FORBIDDEN,
             "REQUEST_LIMIT_EXCEEDED",
             "TotalRequests Limit exceeded.",
-        ));
+        )));
     }
     stats.api_requests += 1;
     Ok(format!(
@@ -487,7 +487,7 @@ fn batch_size(headers: &HeaderMap) -> usize {
 fn run_query(sandbox: &Sandbox, headers: &HeaderMap, q: Option<String>, all: bool) -> Response {
     let limit_info = match authorize(sandbox, headers) {
         Ok(info) => info,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let Some(q) = q.filter(|q| !q.trim().is_empty()) else {
         return with_limit_info(
@@ -555,7 +555,7 @@ async fn more(
 ) -> Response {
     let limit_info = match authorize(&sandbox, &headers) {
         Ok(info) => info,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let invalid = || {
         with_limit_info(
@@ -763,7 +763,7 @@ async fn deleted(
 ) -> Response {
     let limit_info = match authorize(&sandbox, &headers) {
         Ok(info) => info,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let answer = |response: Response| with_limit_info(&limit_info, response);
     // Seconds are ignored: both ends are rounded down to the minute.
@@ -827,7 +827,7 @@ async fn deleted(
 async fn limits(State(sandbox): State<Shared>, headers: HeaderMap) -> Response {
     let limit_info = match authorize(&sandbox, &headers) {
         Ok(info) => info,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let stats = sandbox.lock_stats();
     let body = json!({"DailyApiRequests": {
@@ -847,7 +847,7 @@ async fn composite_batch(
 ) -> Response {
     let limit_info = match authorize(&sandbox, &headers) {
         Ok(info) => info,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let Some(requests) = body["batchRequests"]
         .as_array()
