@@ -124,11 +124,17 @@ impl TrackwiseSource {
                 "`api_version` must look like {DEFAULT_API_VERSION}, not `{api_version}`"
             )));
         }
-        let usage_percent = match credentials.get("api_usage_percent") {
-            None => DEFAULT_USAGE_PERCENT,
-            Some(text) => text
-                .parse::<u64>()
-                .ok()
+        // A form sends the share as text, an API client may send a number.
+        let usage_percent = match credentials.fields().get("api_usage_percent") {
+            None | Some(Value::Null) => DEFAULT_USAGE_PERCENT,
+            Some(Value::String(text)) if text.trim().is_empty() => DEFAULT_USAGE_PERCENT,
+            Some(value) => value
+                .as_u64()
+                .or_else(|| {
+                    value
+                        .as_str()
+                        .and_then(|text| text.trim().parse::<u64>().ok())
+                })
                 .filter(|percent| (1..=100).contains(percent))
                 .ok_or_else(|| {
                     ConnectorError::InvalidCredentials(

@@ -176,6 +176,13 @@ impl Mapping {
     /// Checks that every name can go into a SOQL statement and every kind is known.
     fn validate(&self) -> Result<(), ConnectorError> {
         let invalid = |what: String| ConnectorError::InvalidCredentials(what);
+        // The connect-time check sends one composite batch, which holds 25 subrequests: the
+        // site object and up to 24 quality objects.
+        if self.quality_events.len() > 24 {
+            return Err(invalid(
+                "the field `mapping` names more than 24 quality_events objects".to_owned(),
+            ));
+        }
         if self.quality_events.is_empty() {
             return Err(invalid(
                 "the field `mapping` names no quality_events objects".to_owned(),

@@ -373,7 +373,7 @@ async fn the_api_usage_share_and_the_daily_limit_are_respected() {
     let sandbox = empty_sandbox().await;
     create(&sandbox, DEVIATIONS, json!({TITLE: "first"})).await;
     let mut credentials = sandbox.credentials.clone();
-    credentials["api_usage_percent"] = json!("90");
+    credentials["api_usage_percent"] = json!(90);
     let source = open(credentials);
     let request = PageRequest {
         connection_id: "test".into(),
