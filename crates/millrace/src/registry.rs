@@ -6,5 +6,7 @@ use millrace_connector::Registry;
 pub fn registry() -> Registry {
     let mut registry = Registry::new();
     registry.register(millrace_ibm_maximo::connector());
+    registry.register(millrace_trackwise::connector());
+    registry.register(millrace_honeywell_forge::connector());
     registry
 }
