@@ -390,7 +390,7 @@ impl MaximoSource {
     pub(crate) async fn follow_stable(&self, href: &str) -> Result<Option<Value>, ConnectorError> {
         match self.follow(href).await {
             Ok(body) => Ok(Some(body)),
-            Err(ConnectorError::Status { status, detail }) if matches!(status, 400 | 404 | 410) => {
+            Err(ConnectorError::Status { status, detail }) if stable_set_gone(status, &detail) => {
                 tracing::debug!(
                     status,
                     detail,
@@ -597,6 +597,19 @@ impl MaximoSource {
     }
 }
 
+/// Whether an error answer to a stable-paging `nextPage.href` says the set is gone (expired, or
+/// dropped by a restart) rather than that the request is wrong. 404 and 410 say so by status; a
+/// 400 only when its message is about the paging set, so that a query Maximo refuses (a bad
+/// `oslc.where`, say) still fails the stream instead of restarting the phase for ever.
+fn stable_set_gone(status: u16, detail: &str) -> bool {
+    let detail = detail.to_ascii_lowercase();
+    match status {
+        404 | 410 => true,
+        400 => detail.contains("paging") || detail.contains("expired"),
+        _ => false,
+    }
+}
+
 pub(crate) fn unsupported(object: ObjectType) -> ConnectorError {
     ConnectorError::Unsupported(object.slug().to_owned())
 }
@@ -781,6 +794,21 @@ mod tests {
 
     fn credentials(value: Value) -> Credentials {
         Credentials::new(value.as_object().unwrap().clone())
+    }
+
+    #[test]
+    fn only_a_missing_paging_set_restarts_a_phase() {
+        assert!(stable_set_gone(404, ""));
+        assert!(stable_set_gone(410, "gone"));
+        assert!(stable_set_gone(
+            400,
+            "BMXAA0001E - The stable paging set has expired; start again at page 1"
+        ));
+        assert!(!stable_set_gone(
+            400,
+            "BMXAA0002E - oslc.where: unexpected token"
+        ));
+        assert!(!stable_set_gone(500, "paging"));
     }
 
     #[test]
