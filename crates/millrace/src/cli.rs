@@ -319,7 +319,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("millrace listening on http://{}", running.address);
     let shutdown = running.shutdown.clone();
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        shutdown_signal().await;
         shutdown.cancel();
     });
     running.wait().await;
@@ -356,7 +356,7 @@ async fn sandbox(args: SandboxArgs) -> anyhow::Result<()> {
 
     let shutdown = sandbox.shutdown.clone();
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        shutdown_signal().await;
         shutdown.cancel();
     });
     let _ = sandbox.task.await;
@@ -598,4 +598,30 @@ async fn soak(args: SoakArgs) -> anyhow::Result<()> {
         bail!("the soak found {} mismatches", report.mismatches.len());
     }
     Ok(())
+}
+
+/// Waits for Ctrl-C or SIGTERM (what service managers and container runtimes send to stop a
+/// process), so that both end the process cleanly: runs stop at a checkpoint, leases are
+/// released.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM; only Ctrl-C stops cleanly");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -241,3 +241,67 @@ async fn postgres_killed_initial_sync_resumes_without_loss_or_duplicates() {
     killed_initial_sync_resumes_without_loss_or_duplicates(&url).await;
     drop_postgres_schema(&admin_url, &schema).await;
 }
+
+/// SIGTERM (what service managers and container runtimes send) stops `millrace serve` cleanly
+/// in the middle of a sync: the process exits by itself with success, and a restarted one
+/// finishes the sync with every record stored once.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_serve_cleanly_mid_sync() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", data_dir.path().join("term.db").display());
+    let (_sandbox, credentials) = start_sandbox();
+    let port = free_port();
+    let api = Api {
+        http: reqwest::Client::new(),
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let mut server = start_server(port, data_dir.path(), &url).await;
+    let body = json!({
+        "customer_id": "term-test", "system": "ibm_maximo", "deployment": "cloud",
+        "credentials": credentials, "lookback_days": 30,
+    });
+    let created = api
+        .call(reqwest::Method::POST, "/v1/connections", Some(body))
+        .await;
+    let id = created["connection"]["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while api.work_orders_stream(&id).await["state"] != "running" {
+        assert!(Instant::now() < deadline, "the initial sync never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let status = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let exit = loop {
+        if let Some(exit) = server.0.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve did not stop within 30 s of SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "serve exits cleanly on SIGTERM: {exit:?}");
+
+    // A clean stop released the lease: the restarted process goes on at once.
+    server = start_server(port, data_dir.path(), &url).await;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let stream = api.work_orders_stream(&id).await;
+        if stream["state"] == "idle" && !stream["last_successful_sync_at"].is_null() {
+            assert_eq!(stream["record_count"], json!(WORK_ORDERS), "{stream}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sync never finished: {stream}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    drop(server);
+}

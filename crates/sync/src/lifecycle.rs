@@ -45,6 +45,19 @@ impl Engine {
                 "`customer_id` must be a non-empty string of at most 200 characters".into(),
             ));
         }
+        // Control characters would let a caller forge lines in text logs and break exports.
+        if customer_id.chars().any(char::is_control) {
+            return Err(SyncError::InvalidRequest(
+                "`customer_id` must not contain control characters".into(),
+            ));
+        }
+        if let Some(name) = &request.name {
+            if name.chars().count() > 200 || name.chars().any(char::is_control) {
+                return Err(SyncError::InvalidRequest(
+                    "`name` must be at most 200 characters, without control characters".into(),
+                ));
+            }
+        }
         let lookback_days = request.lookback_days.unwrap_or(DEFAULT_LOOKBACK_DAYS);
         if !LOOKBACK_DAYS.contains(&lookback_days) {
             return Err(SyncError::InvalidRequest(format!(

@@ -61,6 +61,11 @@ pub async fn bad_input_gets_a_clear_problem_and_changes_nothing(h: &mut Harness)
             "invalid_request",
         ),
         (body(&|b| b["surprise"] = json!(true)), "invalid_request"),
+        (
+            body(&|b| b["customer_id"] = json!("evil\n2026-12-04T17:00:00Z INFO forged")),
+            "invalid_request",
+        ),
+        (body(&|b| b["name"] = json!("bell\u{7}")), "invalid_request"),
     ];
     for (body, code) in cases {
         let reply = h.admin(Method::POST, "/v1/connections", body.clone()).await;
