@@ -259,8 +259,10 @@ impl SqlSource {
             }
             sqlx::Error::Io(err) => ConnectorError::Unreachable(format!("{server}: {err}")),
             sqlx::Error::Tls(err) => ConnectorError::Unreachable(format!("{server}: TLS: {err}")),
+            // sqlx retries refused connections until the acquire timeout, then reports this.
             sqlx::Error::PoolTimedOut => ConnectorError::Timeout(format!(
-                "{server} gave no connection within {} s",
+                "{server} could not be connected to within {} s (refused, unreachable or \
+                 out of connections)",
                 CONNECT_TIMEOUT.as_secs()
             )),
             sqlx::Error::Protocol(detail) => {

@@ -202,12 +202,17 @@ pub fn unified_fields(object: ObjectType) -> Vec<String> {
     }
 }
 
-/// Reads unified fields into `T` and back, so that their types are checked.
-fn typed<T: DeserializeOwned + Serialize>(
+/// Reads unified fields into `T` and back, so that their types are checked. Fields the
+/// mapping leaves out take `T`'s defaults (empty lists of tasks, for instance).
+fn typed<T: Default + DeserializeOwned + Serialize>(
     fields: Map<String, Value>,
 ) -> Result<Map<String, Value>, String> {
-    let unified: T =
-        serde_json::from_value(Value::Object(fields)).map_err(|err| err.to_string())?;
+    let mut whole = match serde_json::to_value(T::default()).map_err(|err| err.to_string())? {
+        Value::Object(defaults) => defaults,
+        other => return Err(format!("the default record is {other}, not an object")),
+    };
+    whole.extend(fields);
+    let unified: T = serde_json::from_value(Value::Object(whole)).map_err(|err| err.to_string())?;
     match serde_json::to_value(unified).map_err(|err| err.to_string())? {
         Value::Object(fields) => Ok(fields),
         other => Err(format!("mapped to {other}, not an object")),
