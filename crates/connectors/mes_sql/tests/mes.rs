@@ -430,3 +430,52 @@ async fn postgres_source_bad_connections_create_nothing() {
 async fn mariadb_source_bad_connections_create_nothing() {
     bad_connections_create_nothing(Engine::MySql).await;
 }
+
+/// The connector's session is read-only: a query mapping reads the engine's own flag.
+async fn sessions_are_read_only(engine: Engine) {
+    let db = TestDatabase::create(engine, "mes_read_only").await;
+    support::load(&db).await;
+    let flag = match engine {
+        Engine::Postgres => "current_setting('transaction_read_only')",
+        // MariaDB describes the variable as BIGINT but shows it as `ON`: read it as text.
+        Engine::MySql => "CAST(@@tx_read_only AS CHAR)",
+    };
+    let mapping = json!({"objects": {"assets": {
+        "query": format!("SELECT m.*, {flag} AS read_only FROM {} m", db.table("machines")),
+        "key": "machine_id", "changed": "updated_at", "fields": {"name": "name"}}}});
+    let credentials: millrace_connector::Credentials =
+        serde_json::from_value(db.credentials(mapping, "UTC")).unwrap();
+    let connector = millrace_mes_sql::connector(engine);
+    let source = connector.open(&credentials).unwrap();
+    source.check().await.unwrap();
+    let page = source
+        .read_page(&millrace_connector::PageRequest {
+            connection_id: "read-only".to_owned(),
+            object: millrace_model::ObjectType::Assets,
+            since: None,
+            page: None,
+            page_size: 100,
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.records.len(), 6, "{:?}", page.rejected);
+    for record in &page.records {
+        let read_only = record.custom_fields["read_only"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            read_only.eq_ignore_ascii_case("on") || read_only == "1",
+            "the session is not read-only: {read_only}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_source_sessions_are_read_only() {
+    sessions_are_read_only(Engine::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_source_sessions_are_read_only() {
+    sessions_are_read_only(Engine::MySql).await;
+}
