@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use backon::{ExponentialBuilder, Retryable};
 use chrono::{DateTime, Utc};
+use millrace_connector::http::RetryPolicy;
 use millrace_connector::{ConnectorError, Credentials, IdPage, Page, PageRequest, Source};
 use millrace_model::ObjectType;
 use serde::{Deserialize, Serialize};
@@ -128,8 +130,29 @@ impl SqlSource {
         self.settings.engine
     }
 
-    /// Runs a statement and returns every row as text cells.
+    /// Runs a statement and returns every row as text cells. A lost connection or a conflict
+    /// the server resolved by aborting (deadlock, serialization) is retried with exponential
+    /// backoff, as the process-wide [`RetryPolicy`] bounds it.
     async fn fetch(
+        &self,
+        statement: &Statement,
+    ) -> Result<Vec<Vec<Option<String>>>, ConnectorError> {
+        let policy = RetryPolicy::configured();
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(policy.min_delay)
+            .with_max_delay(policy.max_delay)
+            .with_max_times(policy.max_retries)
+            .with_jitter();
+        (|| self.fetch_once(statement))
+            .retry(backoff)
+            .when(is_retried)
+            .notify(|err, after| {
+                tracing::debug!(error = %err, after = ?after, "retrying a statement");
+            })
+            .await
+    }
+
+    async fn fetch_once(
         &self,
         statement: &Statement,
     ) -> Result<Vec<Vec<Option<String>>>, ConnectorError> {
@@ -355,6 +378,15 @@ impl SqlSource {
     }
 }
 
+/// Whether a failed statement is worth sending again: a dropped connection, or a transient
+/// server condition. A pool that gave no connection in time has already waited.
+fn is_retried(err: &ConnectorError) -> bool {
+    matches!(
+        err,
+        ConnectorError::Unreachable(_) | ConnectorError::Status { status: 503, .. }
+    )
+}
+
 /// Checks an object's mapping against the columns the database describes.
 fn resolve(
     object: ObjectType,
@@ -495,6 +527,8 @@ fn classify(
         | (Engine::MySql, _, Some(1054 | 1064 | 1146 | 1109)) => {
             ConnectorError::InvalidCredentials(message.to_owned())
         }
+        // A statement that ran past `statement_timeout` would only run as long again.
+        (Engine::Postgres, "57014", _) => ConnectorError::Timeout(message.to_owned()),
         (Engine::Postgres, code, _)
             if code.starts_with("08")
                 || code.starts_with("57")

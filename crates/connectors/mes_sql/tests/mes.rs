@@ -479,3 +479,56 @@ async fn postgres_source_sessions_are_read_only() {
 async fn mariadb_source_sessions_are_read_only() {
     sessions_are_read_only(Engine::MySql).await;
 }
+
+/// A session the server ends between two pages of a listing (an administrator's kill, a
+/// failover) costs nothing: the next page is read on a new session and no row is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_source_a_session_ended_between_pages_loses_nothing() {
+    let db = TestDatabase::create(Engine::Postgres, "mes_killed").await;
+    let fixture = support::load(&db).await;
+    let credentials: millrace_connector::Credentials =
+        serde_json::from_value(db.credentials(support::mapping(&db), PLANT_ZONE.name())).unwrap();
+    let source = millrace_mes_sql::connector(Engine::Postgres)
+        .open(&credentials)
+        .unwrap();
+    let mut request = millrace_connector::PageRequest {
+        connection_id: "killed".to_owned(),
+        object: millrace_model::ObjectType::ProductionOrders,
+        since: None,
+        page: None,
+        page_size: 5,
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    let mut pages = 0;
+    loop {
+        let page = source.read_page(&request).await.unwrap();
+        for record in &page.records {
+            assert!(
+                seen.insert(record.remote_id.clone()),
+                "{} twice",
+                record.remote_id
+            );
+        }
+        pages += 1;
+        // The connector's sessions are the ones whose last statement read this schema.
+        let ended = db
+            .query(
+                "SELECT CAST(pg_terminate_backend(pid) AS TEXT) FROM pg_stat_activity \
+                 WHERE application_name = 'millrace' AND query LIKE $1",
+                &[Some(format!("%{}%", db.name))],
+            )
+            .await;
+        if pages == 1 {
+            assert!(
+                !ended.is_empty(),
+                "no session of the connector was found to end"
+            );
+        }
+        match page.next_page {
+            Some(next) => request.page = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), fixture.orders);
+    assert!(pages > 2);
+}
