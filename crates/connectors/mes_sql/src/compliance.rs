@@ -500,7 +500,33 @@ impl TestSource for SqlTestSource {
                 self.clock_offset.store(seconds, Ordering::SeqCst);
                 true
             }
-            // Credentials, sessions and unreadable rows are not switched in this subject.
+            // PostgreSQL's numeric holds `NaN`, which no unified number can: such an order
+            // cannot be read. MariaDB's DECIMAL has no such value.
+            SourceFault::Corrupt(records) if self.database.engine == Engine::Postgres => {
+                self.database
+                    .execute(
+                        "UPDATE \"{schema}\".production_orders SET qty_planned = 100 \
+                         WHERE qty_planned = 'NaN'",
+                        &[],
+                    )
+                    .await;
+                for (object, remote_id) in records {
+                    assert_eq!(
+                        object,
+                        ObjectType::ProductionOrders,
+                        "only orders are corrupted"
+                    );
+                    self.database
+                        .execute(
+                            "UPDATE \"{schema}\".production_orders SET qty_planned = 'NaN' \
+                             WHERE CAST(order_id AS TEXT) = $1",
+                            &[Some(remote_id)],
+                        )
+                        .await;
+                }
+                true
+            }
+            // Credentials and sessions are not switched in this subject.
             SourceFault::RevokeCredentials(_)
             | SourceFault::ExpireSessions
             | SourceFault::Corrupt(_) => false,
