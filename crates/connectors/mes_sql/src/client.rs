@@ -509,7 +509,8 @@ fn classify(
 ) -> ConnectorError {
     let database = &settings.database;
     match (engine, code, number) {
-        (Engine::Postgres, "28P01" | "28000", _) | (Engine::MySql, _, Some(1044 | 1045 | 1698)) => {
+        (Engine::Postgres, "28P01" | "28000", _)
+        | (Engine::MySql, _, Some(1044 | 1045 | 1698 | 1820 | 1862 | 4151)) => {
             ConnectorError::CredentialsRejected(format!("user `{}`: {message}", settings.username))
         }
         (Engine::Postgres, "42501", _) | (Engine::MySql, _, Some(1142 | 1143)) => {

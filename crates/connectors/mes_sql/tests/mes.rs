@@ -75,6 +75,7 @@ async fn initial_and_incremental_sync_follow_sql_changes(engine: Engine, backend
         ("work-orders", fixture.operations),
         ("asset-downtimes", fixture.downtimes),
         ("quality-events", fixture.checks),
+        ("meters", 2 * fixture.machines),
         ("meter-readings", fixture.readings),
     ];
     assert!(
@@ -123,10 +124,13 @@ async fn initial_and_incremental_sync_follow_sql_changes(engine: Engine, backend
         .all(|check| check["number"].as_str().unwrap().starts_with("QC-")));
     let readings = world.list_all(&token, "meter-readings").await;
     assert!(readings.iter().all(|reading| reading["value"].is_number()));
-    assert!(readings[0]["meter"]["remote_id"]
-        .as_str()
-        .unwrap()
-        .starts_with("MC-"));
+    let meters = stored(&world, &id, "meters").await;
+    let meter = &meters[readings[0]["meter"]["remote_id"].as_str().unwrap()];
+    assert_eq!(
+        meter["id"], readings[0]["meter"]["id"],
+        "a reading names its meter"
+    );
+    assert!(meter["unit"] == "Nm" || meter["unit"] == "rpm", "{meter}");
 
     // Changes made with SQL, as the MES makes them.
     let now = local(Utc::now().trunc_subsecs(6));
@@ -531,4 +535,66 @@ async fn postgres_source_a_session_ended_between_pages_loses_nothing() {
     }
     assert_eq!(seen.len(), fixture.orders);
     assert!(pages > 2);
+}
+
+/// A login the database stops accepting after the connection was made (an account locked by
+/// the DBA) makes the connection `reauth_required` at its next sync; its data stays.
+async fn a_locked_login_requires_reauth(engine: Engine) {
+    let db = TestDatabase::create(engine, "mes_locked").await;
+    let fixture = support::load(&db).await;
+    let reader = format!("mes_reader_{}", &db.name[db.name.len() - 8..]);
+    let (grant, lock, cleanup) = match engine {
+        Engine::Postgres => (
+            format!(
+                "CREATE ROLE {reader} LOGIN;\n\
+                 GRANT USAGE ON SCHEMA \"{{schema}}\" TO {reader};\n\
+                 GRANT SELECT ON ALL TABLES IN SCHEMA \"{{schema}}\" TO {reader}"
+            ),
+            format!(
+                "ALTER ROLE {reader} NOLOGIN;\n\
+                 SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = '{reader}'"
+            ),
+            format!("DROP OWNED BY {reader};\nDROP ROLE {reader}"),
+        ),
+        Engine::MySql => (
+            format!(
+                "CREATE USER '{reader}'@'%' IDENTIFIED BY 'reader-password';\n\
+                 GRANT SELECT ON `{}`.* TO '{reader}'@'%'",
+                db.name
+            ),
+            format!("ALTER USER '{reader}'@'%' ACCOUNT LOCK"),
+            format!("DROP USER '{reader}'@'%'"),
+        ),
+    };
+    db.batch(&grant).await;
+    let world = world(engine, Backend::Sqlite, 50).await;
+    let mut credentials = db.credentials(support::mapping(&db), PLANT_ZONE.name());
+    credentials["username"] = json!(reader);
+    credentials["password"] = json!("reader-password");
+    let (id, token) = world.connect("plant-ost", credentials, 30).await;
+    assert_all_idle(&world.wait_idle(&id).await);
+
+    db.batch(&lock).await;
+    let run = world.sync_and_wait(&id).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    let connection = world.admin_get(&format!("/v1/connections/{id}")).await;
+    assert_eq!(connection["status"], "reauth_required", "{connection}");
+    let reply = world
+        .call(Some(&token), Method::GET, "/v1/production-orders", None)
+        .await;
+    assert!(!reply.status.is_success(), "{}", reply.body);
+    let kept = world.admin_list_all(&id, "production-orders").await;
+    assert_eq!(kept.len(), fixture.orders, "the data stays");
+    db.batch(&cleanup).await;
+    world.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_source_a_locked_login_requires_reauth() {
+    a_locked_login_requires_reauth(Engine::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_source_a_locked_login_requires_reauth() {
+    a_locked_login_requires_reauth(Engine::MySql).await;
 }

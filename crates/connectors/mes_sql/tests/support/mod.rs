@@ -498,6 +498,12 @@ pub fn mapping(db: &TestDatabase) -> Value {
             "key": "check_id", "changed": "updated_at",
             "fields": {"number": "qc_number", "event_type": "kind", "title": "characteristic",
                 "remote_status": "result", "asset": "machine_id", "opened_at": "checked_at"}},
+        "meters": {"query": format!(
+            "SELECT CONCAT(r.machine_id, ':', r.tag) AS meter_id, r.machine_id, r.tag, \
+             MAX(r.unit) AS unit, MAX(r.updated_at) AS updated_at \
+             FROM {} r GROUP BY r.machine_id, r.tag", table("process_readings")),
+            "key": "meter_id", "changed": "updated_at",
+            "fields": {"name": "tag", "unit": "unit", "asset": "machine_id"}},
         "meter-readings": {"query": format!(
             "SELECT r.*, CONCAT(r.machine_id, ':', r.tag) AS meter_id FROM {} r",
             table("process_readings")),
