@@ -598,3 +598,102 @@ async fn postgres_source_a_locked_login_requires_reauth() {
 async fn mariadb_source_a_locked_login_requires_reauth() {
     a_locked_login_requires_reauth(Engine::MySql).await;
 }
+
+/// Rows that change while a listing is between two pages are not skipped: a row already read
+/// and a row not read yet both move behind the keyset position and arrive in the same listing,
+/// and pages come in change order.
+async fn rows_changed_during_a_listing_arrive_in_it(engine: Engine) {
+    let db = TestDatabase::create(engine, "mes_during").await;
+    let fixture = support::load(&db).await;
+    let credentials: millrace_connector::Credentials =
+        serde_json::from_value(db.credentials(support::mapping(&db), PLANT_ZONE.name())).unwrap();
+    let source = millrace_mes_sql::connector(engine)
+        .open(&credentials)
+        .unwrap();
+    let mut request = millrace_connector::PageRequest {
+        connection_id: "during".to_owned(),
+        object: millrace_model::ObjectType::ProductionOrders,
+        since: Some(Utc::now() - Duration::days(30)),
+        page: None,
+        page_size: 5,
+    };
+    let first = source.read_page(&request).await.unwrap();
+    assert!(first.ordered_by_change);
+    let read_already = first.records[0].remote_id.clone();
+    let newest_order = (1000 + 5 * 100 + 3).to_string();
+
+    // Between two pages, the MES changes a row already read and one not yet read.
+    let table = qualified(&db, "production_orders");
+    let time = db.time_param(1, millrace_mes_sql::mapping::Kind::Timestamp);
+    let changed_at = local(Utc::now().trunc_subsecs(6));
+    for (remote_id, status) in [(&read_already, "on hold"), (&newest_order, "cancelled")] {
+        db.execute(
+            &format!(
+                "UPDATE {table} SET updated_at = {time}, status = {} \
+                 WHERE CAST(order_id AS CHAR(20)) = {}",
+                db.param(2),
+                db.param(3)
+            ),
+            &[
+                text(changed_at),
+                Some(status.to_owned()),
+                Some(remote_id.clone()),
+            ],
+        )
+        .await;
+    }
+
+    let mut records = first.records;
+    request.page = first.next_page;
+    while let Some(page) = request.page.clone() {
+        let next = source
+            .read_page(&millrace_connector::PageRequest {
+                page: Some(page),
+                ..request.clone()
+            })
+            .await
+            .unwrap();
+        records.extend(next.records);
+        request.page = next.next_page;
+    }
+    let times: Vec<_> = records
+        .iter()
+        .map(|r| r.remote_updated_at.unwrap())
+        .collect();
+    assert!(
+        times.windows(2).all(|pair| pair[0] <= pair[1]),
+        "pages in change order"
+    );
+    let last_two: Vec<(&str, &str)> = records[records.len() - 2..]
+        .iter()
+        .map(|r| (r.remote_id.as_str(), r.fields["status"].as_str().unwrap()))
+        .collect();
+    let mut expected = vec![
+        (read_already.as_str(), "on_hold"),
+        (newest_order.as_str(), "cancelled"),
+    ];
+    expected.sort_unstable();
+    let mut last_two = last_two;
+    last_two.sort_unstable();
+    assert_eq!(
+        last_two, expected,
+        "both changed rows arrive again, at the end"
+    );
+    let distinct: std::collections::BTreeSet<_> = records.iter().map(|r| &r.remote_id).collect();
+    assert_eq!(distinct.len(), fixture.orders, "every order arrives");
+    assert_eq!(
+        records.len(),
+        fixture.orders + 1,
+        "only the row read already arrives twice"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_source_rows_changed_during_a_listing_arrive_in_it() {
+    rows_changed_during_a_listing_arrive_in_it(Engine::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_source_rows_changed_during_a_listing_arrive_in_it() {
+    rows_changed_during_a_listing_arrive_in_it(Engine::MySql).await;
+}
