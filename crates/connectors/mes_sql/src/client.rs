@@ -295,6 +295,7 @@ impl SqlSource {
         }
     }
 
+    /// Reads one page from `position`: undated rows by key, then dated ones by (change, key).
     async fn read(
         &self,
         object: ObjectType,

@@ -130,7 +130,11 @@ pub fn undated_page(
     let mut builder = Builder::new(engine);
     let key = &layout.columns[layout.key];
     let changed = &layout.columns[layout.changed];
-    let mut conditions = vec![format!("{} IS NULL", column_ref(engine, changed))];
+    // A row without a key has no remote id; it is never read (and cannot hold a position).
+    let mut conditions = vec![
+        format!("{} IS NULL", column_ref(engine, changed)),
+        format!("{} IS NOT NULL", column_ref(engine, key)),
+    ];
     if let Some(after) = after_key {
         let bound = builder.typed_param(key, after);
         conditions.push(format!("{} > {bound}", column_ref(engine, key)));
@@ -160,7 +164,10 @@ pub fn dated_page(
     let key = &layout.columns[layout.key];
     let changed = &layout.columns[layout.changed];
     let (key_ref, changed_ref) = (column_ref(engine, key), column_ref(engine, changed));
-    let mut conditions = vec![format!("{changed_ref} IS NOT NULL")];
+    let mut conditions = vec![
+        format!("{changed_ref} IS NOT NULL"),
+        format!("{key_ref} IS NOT NULL"),
+    ];
     if let Some(since) = since {
         let bound = builder.typed_param(changed, since);
         conditions.push(format!("{changed_ref} >= {bound}"));
@@ -282,7 +289,7 @@ mod tests {
             "SELECT CAST(src.\"id\" AS TEXT), CAST(src.\"no\" AS TEXT), \
              CAST((src.\"changed at\" AT TIME ZONE 'UTC') AS TEXT), CAST(src.\"gone\" AS TEXT) \
              FROM \"mes\".\"orders\" AS src WHERE src.\"changed at\" IS NOT NULL \
-             AND src.\"changed at\" >= (CAST($1 AS TIMESTAMP) AT TIME ZONE 'UTC') \
+             AND src.\"id\" IS NOT NULL AND src.\"changed at\" >= (CAST($1 AS TIMESTAMP) AT TIME ZONE 'UTC') \
              AND (src.\"changed at\" > (CAST($2 AS TIMESTAMP) AT TIME ZONE 'UTC') \
              OR (src.\"changed at\" = (CAST($3 AS TIMESTAMP) AT TIME ZONE 'UTC') \
              AND src.\"id\" > CAST($4 AS BIGINT))) \
@@ -293,9 +300,9 @@ mod tests {
         assert_eq!(statement.binds[4], Bind::Int(50));
 
         let statement = undated_page(Engine::MySql, &mapping, &layout, Some("9"), 10);
-        assert!(statement
-            .sql
-            .contains("src.`changed at` IS NULL AND src.`id` > CAST(? AS SIGNED)"));
+        assert!(statement.sql.contains(
+            "src.`changed at` IS NULL AND src.`id` IS NOT NULL AND src.`id` > CAST(? AS SIGNED)"
+        ));
         assert!(
             statement.sql.ends_with("ORDER BY src.`id` LIMIT ?"),
             "{}",
