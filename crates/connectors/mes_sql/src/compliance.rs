@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use millrace_compliance::{ChangeTime, SourceFault, Subject, TestSource, TruthRow};
 use millrace_connector::Connector;
 use millrace_model::ObjectType;
@@ -550,9 +550,4 @@ fn qualified(db: &TestDatabase, table: &str) -> String {
         Engine::Postgres => format!("\"{{schema}}\".{table}"),
         Engine::MySql => table.to_owned(),
     }
-}
-
-/// An instant as the text of a change column in UTC, for tests.
-pub fn utc_text(at: DateTime<Utc>) -> String {
-    crate::sql::bound_text(Kind::TimestampTz, at, &chrono_tz::Tz::UTC)
 }
