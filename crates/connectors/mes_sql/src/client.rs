@@ -626,6 +626,48 @@ mod tests {
     use super::*;
 
     #[test]
+    fn database_errors_fall_into_what_the_engine_acts_on() {
+        let credentials = serde_json::json!({"host": "db", "database": "mes",
+            "username": "reader", "mapping": {"objects": {"assets": {"table": "machines",
+            "key": "id", "changed": "updated_at"}}}});
+        let credentials = Credentials::new(credentials.as_object().unwrap().clone());
+        let settings = Settings::from_credentials(Engine::Postgres, &credentials).unwrap();
+        let class = |engine, code: &str, number| {
+            let err = classify(engine, code, number, "message", &settings);
+            (err.is_transient(), err.to_string())
+        };
+        let (transient, text) = class(Engine::Postgres, "28P01", None);
+        assert!(
+            !transient && text.contains("rejected the credentials: user `reader`"),
+            "{text}"
+        );
+        let (_, text) = class(Engine::MySql, "28000", Some(1045));
+        assert!(text.contains("rejected the credentials"), "{text}");
+        let (_, text) = class(Engine::MySql, "HY000", Some(4151));
+        assert!(text.contains("rejected the credentials"), "{text}");
+        let (_, text) = class(Engine::MySql, "42000", Some(1049));
+        assert!(text.contains("the database `mes` does not exist"), "{text}");
+        assert!(
+            class(Engine::Postgres, "40001", None).0,
+            "serialization failures are retried"
+        );
+        assert!(
+            class(Engine::MySql, "40001", Some(1213)).0,
+            "deadlocks are retried"
+        );
+        assert!(
+            !class(Engine::Postgres, "22P02", None).0,
+            "bad input is not retried"
+        );
+        let (transient, text) = class(Engine::Postgres, "57014", None);
+        assert!(transient && text.contains("timed out"), "{text}");
+        assert!(is_retried(&ConnectorError::Unreachable("reset".into())));
+        assert!(!is_retried(&ConnectorError::Timeout(
+            "no connection".into()
+        )));
+    }
+
+    #[test]
     fn positions_round_trip_as_page_tokens() {
         for position in [
             Position::Undated { after_key: None },

@@ -88,7 +88,13 @@ impl Settings {
             port,
             database: credentials.require("database")?.to_owned(),
             username: credentials.require("username")?.to_owned(),
-            password: credentials.get("password").map(str::to_owned),
+            // Taken as typed: a password may begin or end with a space.
+            password: credentials
+                .fields()
+                .get("password")
+                .and_then(serde_json::Value::as_str)
+                .filter(|password| !password.is_empty())
+                .map(str::to_owned),
             time_zone,
             mapping,
         })
