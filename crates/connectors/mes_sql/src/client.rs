@@ -11,12 +11,14 @@ use millrace_connector::http::RetryPolicy;
 use millrace_connector::{ConnectorError, Credentials, IdPage, Page, PageRequest, Source};
 use millrace_model::ObjectType;
 use serde::{Deserialize, Serialize};
-use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPool, MySqlPoolOptions};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::mysql::{
+    MySqlConnectOptions, MySqlDatabaseError, MySqlPool, MySqlPoolOptions, MySqlSslMode,
+};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::{Column as _, Executor as _, TypeInfo as _};
 use tokio::sync::OnceCell;
 
-use crate::config::{ObjectMapping, Settings};
+use crate::config::{ObjectMapping, Settings, Tls};
 use crate::mapping::{self, Column, Kind, Layout};
 use crate::sql::{self, Bind, Statement};
 use crate::Engine;
@@ -25,6 +27,8 @@ use crate::Engine;
 const STATEMENT_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long to wait for a connection to the source.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Marks an unreachable source whose TLS handshake failed, which retrying does not cure.
+const TLS_FAILED: &str = "TLS handshake failed";
 /// Keys per page of a reconciliation listing.
 const ID_PAGE_SIZE: u32 = 5000;
 
@@ -74,6 +78,16 @@ impl SqlSource {
                 if let Some(password) = &settings.password {
                     options = options.password(password);
                 }
+                options = options.ssl_mode(match settings.tls {
+                    Tls::Disable => PgSslMode::Disable,
+                    Tls::Prefer => PgSslMode::Prefer,
+                    Tls::Require => PgSslMode::Require,
+                    Tls::VerifyCa => PgSslMode::VerifyCa,
+                    Tls::VerifyFull => PgSslMode::VerifyFull,
+                });
+                if let Some(pem) = &settings.tls_root_cert {
+                    options = options.ssl_root_cert_from_pem(pem.as_bytes().to_vec());
+                }
                 Pool::Postgres(
                     PgPoolOptions::new()
                         .max_connections(2)
@@ -94,6 +108,16 @@ impl SqlSource {
                     .timezone(Some("+00:00".to_owned()));
                 if let Some(password) = &settings.password {
                     options = options.password(password);
+                }
+                options = options.ssl_mode(match settings.tls {
+                    Tls::Disable => MySqlSslMode::Disabled,
+                    Tls::Prefer => MySqlSslMode::Preferred,
+                    Tls::Require => MySqlSslMode::Required,
+                    Tls::VerifyCa => MySqlSslMode::VerifyCa,
+                    Tls::VerifyFull => MySqlSslMode::VerifyIdentity,
+                });
+                if let Some(pem) = &settings.tls_root_cert {
+                    options = options.ssl_ca_from_pem(pem.as_bytes().to_vec());
                 }
                 Pool::MySql(
                     MySqlPoolOptions::new()
@@ -280,8 +304,14 @@ impl SqlSource {
                 let message = database.message().to_owned();
                 classify(self.engine(), &code, number, &message, settings)
             }
+            // rustls reports a refused certificate as invalid data on the socket.
+            sqlx::Error::Io(err) if err.kind() == std::io::ErrorKind::InvalidData => {
+                ConnectorError::Unreachable(format!("{server}: {TLS_FAILED}: {err}"))
+            }
             sqlx::Error::Io(err) => ConnectorError::Unreachable(format!("{server}: {err}")),
-            sqlx::Error::Tls(err) => ConnectorError::Unreachable(format!("{server}: TLS: {err}")),
+            sqlx::Error::Tls(err) => {
+                ConnectorError::Unreachable(format!("{server}: {TLS_FAILED}: {err}"))
+            }
             // sqlx retries refused connections until the acquire timeout, then reports this.
             sqlx::Error::PoolTimedOut => ConnectorError::Timeout(format!(
                 "{server} could not be connected to within {} s (refused, unreachable or \
@@ -382,10 +412,12 @@ impl SqlSource {
 /// Whether a failed statement is worth sending again: a dropped connection, or a transient
 /// server condition. A pool that gave no connection in time has already waited.
 fn is_retried(err: &ConnectorError) -> bool {
-    matches!(
-        err,
-        ConnectorError::Unreachable(_) | ConnectorError::Status { status: 503, .. }
-    )
+    match err {
+        // A refused certificate or a server without TLS stays so.
+        ConnectorError::Unreachable(detail) => !detail.contains(TLS_FAILED),
+        ConnectorError::Status { status: 503, .. } => true,
+        _ => false,
+    }
 }
 
 /// Checks an object's mapping against the columns the database describes.

@@ -31,7 +31,46 @@ pub struct Settings {
     /// The zone naive timestamp columns (PostgreSQL `timestamp`, MariaDB `DATETIME`) are
     /// written in. Zoned columns (`timestamptz`, MariaDB `TIMESTAMP`) need none.
     pub time_zone: chrono_tz::Tz,
+    pub tls: Tls,
+    /// PEM certificates of the authorities that may sign the server's certificate, when not
+    /// the usual public ones.
+    pub tls_root_cert: Option<String>,
     pub mapping: Mapping,
+}
+
+/// Whether and how the session is encrypted (libpq's `sslmode` words).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    /// Never.
+    Disable,
+    /// When the server offers it, without checking its certificate.
+    Prefer,
+    /// Always, without checking the certificate.
+    Require,
+    /// Always, with a certificate signed by a trusted authority.
+    VerifyCa,
+    /// Always, with a trusted certificate for the host name connected to.
+    VerifyFull,
+}
+
+impl FromStr for Tls {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Tls, String> {
+        Ok(match text {
+            "disable" => Tls::Disable,
+            "prefer" => Tls::Prefer,
+            "require" => Tls::Require,
+            "verify-ca" => Tls::VerifyCa,
+            "verify-full" => Tls::VerifyFull,
+            other => {
+                return Err(format!(
+                    "`tls` must be disable, prefer, require, verify-ca or verify-full, not \
+                     {other:?}"
+                ))
+            }
+        })
+    }
 }
 
 impl std::fmt::Debug for Settings {
@@ -43,6 +82,7 @@ impl std::fmt::Debug for Settings {
             .field("database", &self.database)
             .field("username", &self.username)
             .field("time_zone", &self.time_zone)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -81,6 +121,19 @@ impl Settings {
                 ))
             })?,
         };
+        let tls = match credentials.get("tls") {
+            None => Tls::Prefer,
+            Some(mode) => Tls::from_str(mode).map_err(invalid)?,
+        };
+        let tls_root_cert = credentials.get("tls_root_cert").map(str::to_owned);
+        if let Some(pem) = &tls_root_cert {
+            if !pem.contains("-----BEGIN CERTIFICATE-----") {
+                return Err(invalid(
+                    "`tls_root_cert` must hold PEM certificates (-----BEGIN CERTIFICATE-----)"
+                        .to_owned(),
+                ));
+            }
+        }
         let mapping = Mapping::parse(credentials.fields().get("mapping"))?;
         Ok(Settings {
             engine,
@@ -96,6 +149,8 @@ impl Settings {
                 .filter(|password| !password.is_empty())
                 .map(str::to_owned),
             time_zone,
+            tls,
+            tls_root_cert,
             mapping,
         })
     }
@@ -433,6 +488,8 @@ mod tests {
             (json!({"port": 0}), "`port` must be 1 to 65535"),
             (json!({"port": "many"}), "`port` must be 1 to 65535"),
             (json!({"time_zone": "Mars/Olympus"}), "IANA zone"),
+            (json!({"tls": "always"}), "`tls` must be disable, prefer"),
+            (json!({"tls_root_cert": "not a certificate"}), "PEM"),
             (json!({"host": ""}), "`host` is required"),
         ] {
             let err = Settings::from_credentials(Engine::Postgres, &credentials(extra.clone()))

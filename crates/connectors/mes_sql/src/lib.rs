@@ -156,6 +156,22 @@ fn system_info(engine: Engine) -> SystemInfo {
             ),
             field("password", "Password", true, false, "The user's password."),
             field(
+                "tls",
+                "Encryption",
+                false,
+                false,
+                "disable, prefer (the default: TLS when the server offers it), require, \
+                 verify-ca or verify-full (a trusted certificate for this host name).",
+            ),
+            field(
+                "tls_root_cert",
+                "Trusted certificate authority",
+                false,
+                false,
+                "PEM certificates that may sign the server's certificate, for verify-ca and \
+                 verify-full with a private authority; default the public ones.",
+            ),
+            field(
                 "time_zone",
                 "Time zone",
                 false,

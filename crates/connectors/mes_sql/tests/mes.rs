@@ -697,3 +697,76 @@ async fn postgres_source_rows_changed_during_a_listing_arrive_in_it() {
 async fn mariadb_source_rows_changed_during_a_listing_arrive_in_it() {
     rows_changed_during_a_listing_arrive_in_it(Engine::MySql).await;
 }
+
+/// Encryption as the connection asks for it: the local PostgreSQL offers TLS with a
+/// self-signed certificate, the local MariaDB offers none.
+async fn encryption_is_what_the_connection_asks_for(engine: Engine) {
+    let db = TestDatabase::create(engine, "mes_tls").await;
+    support::load(&db).await;
+    let encrypted = match engine {
+        Engine::Postgres => {
+            "(SELECT CAST(ssl AS TEXT) FROM pg_stat_ssl WHERE pid = pg_backend_pid())"
+        }
+        Engine::MySql => {
+            "(SELECT variable_value FROM information_schema.session_status \
+                          WHERE variable_name = 'Ssl_cipher')"
+        }
+    };
+    let mapping = json!({"objects": {"assets": {
+        "query": format!("SELECT m.*, {encrypted} AS encrypted FROM {} m", db.table("machines")),
+        "key": "machine_id", "changed": "updated_at"}}});
+    let open = |tls: &str| {
+        let mut credentials = db.credentials(mapping.clone(), "UTC");
+        credentials["tls"] = json!(tls);
+        let credentials: millrace_connector::Credentials =
+            serde_json::from_value(credentials).unwrap();
+        millrace_mes_sql::connector(engine)
+            .open(&credentials)
+            .unwrap()
+    };
+    let encrypted_of =
+        |page: millrace_connector::Page| page.records[0].custom_fields["encrypted"].clone();
+    let request = millrace_connector::PageRequest {
+        connection_id: "tls".to_owned(),
+        object: millrace_model::ObjectType::Assets,
+        since: None,
+        page: None,
+        page_size: 1,
+    };
+    match engine {
+        Engine::Postgres => {
+            let source = open("require");
+            source.check().await.unwrap();
+            assert_eq!(
+                encrypted_of(source.read_page(&request).await.unwrap()),
+                "true"
+            );
+            let source = open("disable");
+            assert_eq!(
+                encrypted_of(source.read_page(&request).await.unwrap()),
+                "false"
+            );
+            // The test server's certificate is self-signed: it is refused when checked.
+            let err = open("verify-full").check().await.unwrap_err();
+            assert!(err.to_string().contains("TLS handshake failed"), "{err}");
+            assert!(err.to_string().contains("certificate"), "{err}");
+        }
+        Engine::MySql => {
+            let source = open("disable");
+            source.check().await.unwrap();
+            assert_eq!(encrypted_of(source.read_page(&request).await.unwrap()), "");
+            let err = open("require").check().await.unwrap_err();
+            assert!(err.to_string().contains("TLS"), "{err}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_source_encryption_is_what_the_connection_asks_for() {
+    encryption_is_what_the_connection_asks_for(Engine::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mariadb_source_encryption_is_what_the_connection_asks_for() {
+    encryption_is_what_the_connection_asks_for(Engine::MySql).await;
+}
