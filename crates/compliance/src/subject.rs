@@ -67,6 +67,13 @@ pub trait TestSource: Send + Sync {
     /// Credentials that reach the source at `base_url` (the source's own, or a proxy's).
     fn credentials(&self, base_url: &str) -> Value;
 
+    /// Whether the connector reaches the source over HTTP, so that the harness's proxy can
+    /// sit between them. A source reached over another protocol (a SQL database) answers
+    /// false: the checks that need the proxy's faults or hooks then say they skipped.
+    fn through_proxy(&self) -> bool {
+        true
+    }
+
     /// Credentials of the same source that authenticate with a session (login, then a session
     /// cookie or access token), when the system has such a mode.
     fn session_credentials(&self, base_url: &str) -> Option<Value>;

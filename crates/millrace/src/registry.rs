@@ -8,5 +8,8 @@ pub fn registry() -> Registry {
     registry.register(millrace_ibm_maximo::connector());
     registry.register(millrace_trackwise::connector());
     registry.register(millrace_honeywell_forge::connector());
+    for connector in millrace_mes_sql::connectors() {
+        registry.register(connector);
+    }
     registry
 }
