@@ -80,6 +80,7 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<RunningServer> {
         .with_context(|| format!("cannot open the database {}", redact_url(&database_url)))?;
     let secrets = SecretBox::load_or_create(options.secret_key.as_deref(), &options.data_dir)
         .context("cannot load the secret key")?;
+    check_secret_key(&store, &secrets).await?;
 
     let (admin_key_hash, generated_admin_key) = admin_key(&store, options.admin_key).await?;
     let cursor_secret = store
@@ -161,6 +162,28 @@ async fn admin_key(
     } else {
         Ok((stored, None))
     }
+}
+
+/// What the key check seals: any fixed text does, only its opening matters.
+const KEY_CHECK: &[u8] = b"millrace secret key check";
+
+/// Refuses to start with a secret key other than the one the database's secrets were sealed
+/// with: otherwise every sync would fail later, one connection at a time, with credentials that
+/// cannot be opened. The first start with a database seals a check value under the key.
+async fn check_secret_key(store: &Store, secrets: &SecretBox) -> anyhow::Result<()> {
+    let probe = hex::encode(secrets.seal(KEY_CHECK));
+    let stored = store.setting_or_insert("secret_key_check", &probe).await?;
+    let opened = hex::decode(stored)
+        .ok()
+        .and_then(|sealed| secrets.open(&sealed).ok());
+    if opened.as_deref() != Some(KEY_CHECK) {
+        anyhow::bail!(
+            "the secret key (MILLRACE_SECRET_KEY or secret.key in the data directory) is not the \
+             one this database's credentials and webhook secrets were sealed with; start with \
+             that key"
+        );
+    }
+    Ok(())
 }
 
 fn random_hex(bytes: usize) -> String {

@@ -305,3 +305,49 @@ async fn sigterm_stops_serve_cleanly_mid_sync() {
     }
     drop(server);
 }
+
+/// A restart with another secret key is refused at once with a clear message, instead of
+/// starting and then failing every sync on credentials it cannot open.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_refuses_a_secret_key_other_than_the_database_s() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", data_dir.path().join("keys.db").display());
+    let serve = |key: &str| {
+        millrace()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .env("MILLRACE_ADMIN_KEY", ADMIN_KEY)
+            .env("MILLRACE_DATABASE_URL", &url)
+            .env("MILLRACE_SECRET_KEY", key)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the millrace binary starts")
+    };
+    let first_key = "11".repeat(32);
+    let mut first = serve(&first_key);
+    let mut line = String::new();
+    BufReader::new(first.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.contains("listening"), "the first start serves: {line}");
+    drop(Process(first));
+
+    let refused = serve(&"22".repeat(32)).wait_with_output().unwrap();
+    assert!(!refused.status.success(), "a start with another key fails");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("secret key"), "{stderr}");
+    assert!(!stderr.contains(&"22".repeat(32)), "the key is not printed");
+
+    let mut again = serve(&first_key);
+    let mut line = String::new();
+    BufReader::new(again.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.contains("listening"),
+        "the right key still serves: {line}"
+    );
+    drop(Process(again));
+}
