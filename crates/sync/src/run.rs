@@ -179,6 +179,18 @@ impl Engine {
         let source = match self.open_source(id, connector.as_ref()).await {
             Ok(source) => source,
             Err(message) => {
+                tracing::warn!(parent: &span, error = %message, "sync run cannot open its source");
+                // A stream a dead worker left `running` says why it is not going on.
+                for stream in streams.iter().filter(|s| s.state == StreamState::Running) {
+                    store
+                        .set_stream_state(
+                            id,
+                            stream.object,
+                            StreamState::Failed,
+                            Some(Some(&message)),
+                        )
+                        .await?;
+                }
                 let outcome = outcome(RunStatus::Failed, &Totals::default(), Some(message));
                 store.finish_run(&run_id, &outcome).await?;
                 return Ok(());
