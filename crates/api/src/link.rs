@@ -399,3 +399,49 @@ pub(crate) async fn connect_for_session(
     }
     Ok(target.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn redirect_uris_must_be_absolute_web_urls_without_code_or_state() {
+        let good = validate_redirect_uri(" https://app.example.com/cb?tenant=7 ").unwrap();
+        assert_eq!(good, "https://app.example.com/cb?tenant=7");
+        for bad in [
+            "",
+            "/relative",
+            "javascript:alert(1)",
+            "ftp://host/x",
+            "https://user:pw@host/x",
+            "https://host/x#fragment",
+            "https://host/x?state=1",
+        ] {
+            assert!(validate_redirect_uri(bad).is_err(), "{bad} was accepted");
+        }
+    }
+
+    #[test]
+    fn the_public_base_url_comes_from_a_well_formed_host_header() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(public_base_url(&headers), "http://localhost");
+        headers.insert(
+            header::HOST,
+            HeaderValue::from_static("millrace.example:8443"),
+        );
+        assert_eq!(public_base_url(&headers), "http://millrace.example:8443");
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("HTTPS"));
+        assert_eq!(public_base_url(&headers), "https://millrace.example:8443");
+        headers.insert(header::HOST, HeaderValue::from_static("evil.example/path?"));
+        assert_eq!(public_base_url(&headers), "https://localhost");
+    }
+
+    #[test]
+    fn secrets_are_prefixed_random_and_long() {
+        let first = random_secret(LINK_CODE_PREFIX);
+        assert!(first.starts_with(LINK_CODE_PREFIX));
+        assert_eq!(first.len(), LINK_CODE_PREFIX.len() + 64);
+        assert_ne!(first, random_secret(LINK_CODE_PREFIX));
+    }
+}

@@ -583,14 +583,6 @@ struct LinkSessionInput {
     expires_hours: String,
 }
 
-fn render_link_sessions_status(error: Option<&str>) -> StatusCode {
-    if error.is_some() {
-        StatusCode::UNPROCESSABLE_ENTITY
-    } else {
-        StatusCode::OK
-    }
-}
-
 async fn render_link_sessions(
     state: &AppState,
     operator: &Operator,
@@ -604,8 +596,13 @@ async fn render_link_sessions(
         .map(|connector| connector.system().clone())
         .collect();
     let sessions = state.engine.store().link_sessions(50).await?;
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
     state.web.page(
-        render_link_sessions_status(error),
+        status,
         "link_sessions.html",
         minijinja::context! {
             title => "Link sessions",

@@ -123,7 +123,10 @@ async fn link_flow_connects_maximo_and_the_code_works_once() {
 
     // The operator's site, where the Link page sends the customer back.
     let operator = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let callback = format!("http://{}/millrace/callback", operator.local_addr().unwrap());
+    let callback = format!(
+        "http://{}/millrace/callback",
+        operator.local_addr().unwrap()
+    );
     let site = axum::Router::new().route(
         "/millrace/callback",
         axum::routing::get(|| async { axum::response::Html("<h1>Operator callback</h1>") }),
@@ -243,7 +246,6 @@ async fn dashboard_follows_a_sync_rotates_and_disconnects() {
     credentials["base_url"] = json!(proxy.route(world.sandbox_url(sandbox)));
     proxy.push(Rule::next(Fault::Slow(Duration::from_millis(300)), 60).after(1));
     let (connection_id, first_token) = world.connect("acme", credentials.clone(), 30).await;
-
 
     let result = run_script(
         "dashboard.mjs",

@@ -200,7 +200,10 @@ pub async fn a_link_code_is_exchanged_once_for_a_working_token(h: &mut Harness) 
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(location, None);
     assert!(html.contains("refused these credentials"), "{html}");
-    assert!(html.contains(&base_url.replace('/', "&#x2f;")), "the URL is kept");
+    assert!(
+        html.contains(&base_url.replace('/', "&#x2f;")),
+        "the URL is kept"
+    );
     assert!(!html.contains("wrong-key-1234"));
     let listed = h.admin_get("/v1/connections").await;
     assert_eq!(
