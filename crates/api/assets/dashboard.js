@@ -18,7 +18,9 @@ function startPolling(region) {
       }
       if (response.ok) {
         const { html } = await response.json();
-        if (html !== region.dataset.lastHtml) {
+        // Replacing the part that holds the keyboard focus would drop it: wait for it to move.
+        const focused = region.contains(document.activeElement) && document.activeElement !== region;
+        if (html !== region.dataset.lastHtml && !focused) {
           region.dataset.lastHtml = html;
           region.innerHTML = html;
         }
