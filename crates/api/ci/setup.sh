@@ -11,7 +11,7 @@ if ! command -v chromium >/dev/null; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
 fi
-chromium --version
+chromium --version 2>/dev/null
 
 # playwright-core downloads no browser: the tests launch /usr/bin/chromium. It goes into the
 # gitignored node_modules beside the scripts.
