@@ -30,7 +30,7 @@ impl Limiter {
         Limiter { limiter }
     }
 
-    fn check(&self, caller: &str) -> Result<(), ApiError> {
+    pub(crate) fn check(&self, caller: &str) -> Result<(), ApiError> {
         let Some(limiter) = &self.limiter else {
             return Ok(());
         };

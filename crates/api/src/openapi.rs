@@ -12,7 +12,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{RefOr, Server};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
-use crate::{management, problem, records, unified, webhooks};
+use crate::{link, management, problem, records, unified, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -26,6 +26,7 @@ use crate::{management, problem, records, unified, webhooks};
         management::credits,
         webhooks::create, webhooks::list, webhooks::get, webhooks::delete, webhooks::deliveries,
         webhooks::retry,
+        link::create, link::list, link::get, link::exchange,
     ),
     components(schemas(
         problem::Problem, records::RecordPage, RecordEnvelope,
@@ -35,6 +36,8 @@ use crate::{management, problem, records, unified, webhooks};
         webhooks::CreateWebhook, webhooks::CreatedWebhook, millrace_model::WebhookEndpoint,
         millrace_model::WebhookDelivery, millrace_model::DeliveryAttempt,
         millrace_model::EventType, millrace_model::EndpointStatus, millrace_model::DeliveryStatus,
+        link::CreateLinkSession, link::CreatedLinkSession, link::ExchangeCode,
+        millrace_model::LinkSession, millrace_model::LinkSessionStatus,
     )),
     modifiers(&Security, &ObjectSchemas),
     tags(
@@ -43,6 +46,9 @@ use crate::{management, problem, records, unified, webhooks};
         (name = "webhooks", description = "Webhook endpoints and deliveries, with the management \
             key. Each delivery is a POST of `{\"type\", \"timestamp\", \"data\"}` signed by the \
             Standard Webhooks scheme (`webhook-id`, `webhook-timestamp`, `webhook-signature`)"),
+        (name = "link", description = "Link sessions, with the management key: send a customer to \
+            the session's `url`; the Link page returns to `redirect_uri` with a one-time `code`, \
+            which `POST /v1/link/token` exchanges once for the connection's token"),
     )
 )]
 struct ApiDoc;

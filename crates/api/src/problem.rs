@@ -136,6 +136,9 @@ impl From<SyncError> for ApiError {
             SyncError::SourceUnreachable(_) => {
                 ApiError::new(StatusCode::BAD_GATEWAY, "source_unreachable", detail)
             }
+            SyncError::SourceTimedOut(_) => {
+                ApiError::new(StatusCode::GATEWAY_TIMEOUT, "source_timeout", detail)
+            }
             SyncError::SourceFailed(_) => {
                 ApiError::new(StatusCode::BAD_GATEWAY, "source_error", detail)
             }

@@ -23,7 +23,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-const ADMIN_KEY: &str = "mra_e2e_admin_key_for_tests";
+/// The management key of every world.
+pub const ADMIN_KEY: &str = "mra_e2e_admin_key_for_tests";
 const CURSOR_SECRET: &[u8] = b"e2e cursor secret";
 /// Longest wait for a sync to settle; generous for two busy cores.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(120);

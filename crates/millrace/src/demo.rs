@@ -253,6 +253,22 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "  change the Acme sandbox (see crates/connectors/ibm_maximo/README.md): {}/_sandbox/os/",
         first.sandbox.base_url.trim_end_matches("/maximo")
     );
+    let link = admin
+        .post(
+            "/v1/link-sessions",
+            Some(json!({
+                "customer_id": "gamma-foundry",
+                "redirect_uri": format!("{base}/docs"),
+                "state": "demo",
+            })),
+        )
+        .await?;
+    println!("  dashboard (log in with the management key): {base}/dashboard");
+    println!(
+        "  Link page for a new customer (credentials: {}): {}",
+        first.sandbox.credentials,
+        link["url"].as_str().unwrap_or_default()
+    );
 
     if args.exit {
         server.stop().await;

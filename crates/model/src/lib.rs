@@ -7,6 +7,7 @@
 pub mod catalogue;
 pub mod connection;
 pub mod ids;
+pub mod link;
 pub mod object;
 pub mod objects;
 pub mod record;
@@ -17,6 +18,7 @@ pub use connection::{
     Connection, ConnectionStatus, Credits, Deployment, LedgerEntry, RunKind, RunStatus, Stream,
     StreamState, SyncRun,
 };
+pub use link::{LinkSession, LinkSessionStatus};
 pub use object::{ObjectKind, ObjectType, UnknownObject};
 pub use record::{RecordEnvelope, Reference};
 pub use webhook::{

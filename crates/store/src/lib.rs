@@ -9,7 +9,8 @@
 //! Layout: `schema` opens the pools and migrates (SQL files under `migrations/`, one folder per
 //! backend); `connections` holds connections, tokens, credits and settings; `schedule` the
 //! claims and leases; `runs` stream state and run history; `records` the pages of records;
-//! `webhooks` the endpoints, the outbox of events and their deliveries.
+//! `webhooks` the endpoints, the outbox of events and their deliveries; `link` the link
+//! sessions and their one-time codes.
 //! On SQLite all writes go through one connection (writers queue in-process) and reads through
 //! a small pool of read-only connections; on PostgreSQL row locks order the writers.
 //!
@@ -26,6 +27,7 @@
 
 mod connections;
 mod convert;
+mod link;
 mod records;
 mod runs;
 mod schedule;
@@ -41,6 +43,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sqlx::AnyPool;
 
+pub use link::{CodeExchange, LinkCompletion, NewLinkSession};
 pub use webhooks::{AttemptRecord, CursorPosition, DueDelivery, NewWebhookEndpoint, StoredEvent};
 
 /// Which database a store runs on.

@@ -13,10 +13,12 @@ use crate::{Backend, StoreError, StoreOptions};
 const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../migrations/sqlite/0002_webhooks.sql")),
+    (3, include_str!("../migrations/sqlite/0003_link.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
     (2, include_str!("../migrations/postgres/0002_webhooks.sql")),
+    (3, include_str!("../migrations/postgres/0003_link.sql")),
 ];
 
 /// Key of the PostgreSQL advisory lock that keeps two processes from migrating at once.

@@ -14,6 +14,8 @@ pub enum SyncError {
     CredentialsRejected(String),
     #[error("the source could not be reached: {0}")]
     SourceUnreachable(String),
+    #[error("the source did not answer in time: {0}")]
+    SourceTimedOut(String),
     #[error("the source answered with an error: {0}")]
     SourceFailed(String),
     #[error("no connection `{0}`")]
@@ -49,9 +51,8 @@ impl SyncError {
         match err {
             ConnectorError::InvalidCredentials(detail) => SyncError::InvalidRequest(detail),
             ConnectorError::CredentialsRejected(detail) => SyncError::CredentialsRejected(detail),
-            ConnectorError::Unreachable(detail) | ConnectorError::Timeout(detail) => {
-                SyncError::SourceUnreachable(detail)
-            }
+            ConnectorError::Unreachable(detail) => SyncError::SourceUnreachable(detail),
+            ConnectorError::Timeout(detail) => SyncError::SourceTimedOut(detail),
             other => SyncError::SourceFailed(other.to_string()),
         }
     }

@@ -117,7 +117,7 @@ impl Engine {
         let check = tokio::time::timeout(self.inner.config.check_timeout, source.check()).await;
         match check {
             Err(_elapsed) => {
-                return Err(SyncError::SourceUnreachable(format!(
+                return Err(SyncError::SourceTimedOut(format!(
                     "no answer within {} seconds",
                     self.inner.config.check_timeout.as_secs()
                 )))

@@ -5,8 +5,10 @@
 #[macro_use]
 mod support;
 
+mod dashboard;
 mod errors;
 mod lifecycle;
+mod link;
 mod sync;
 mod webhooks;
 
@@ -16,6 +18,9 @@ contract! {
     lifecycle::credits_are_reserved_by_tier_refused_when_short_and_returned,
     lifecycle::rejected_credentials_make_the_connection_reauth_required,
     lifecycle::shapes_clients_rely_on,
+    link::link_sessions_refuse_bad_input,
+    link::a_link_code_is_exchanged_once_for_a_working_token,
+    dashboard::dashboard_actions_need_a_session_and_its_csrf_token,
     errors::bad_input_gets_a_clear_problem_and_changes_nothing,
     sync::initial_sync_respects_the_lookback_and_reads_master_data_whole,
     sync::incremental_reads_only_changes_and_the_overlap_adds_no_false_changes,

@@ -5,6 +5,7 @@
 //! PostgreSQL half of the suite: it is never skipped.
 
 mod connections;
+mod link;
 mod records;
 mod scheduling;
 mod webhooks;
@@ -125,6 +126,10 @@ conformance! {
     connections::settings_keep_their_first_value,
     connections::reopening_keeps_schema_and_data,
     connections::sealed_credentials_round_trip,
+    link::link_sessions_are_created_found_and_listed,
+    link::a_link_session_completes_once_and_never_after_expiry,
+    link::a_code_is_exchanged_once_by_its_operator_before_it_expires,
+    link::concurrent_exchanges_hand_the_token_out_once,
     records::apply_page_creates_updates_and_skips_unchanged,
     records::apply_page_splits_large_pages_into_batches,
     records::apply_page_keeps_the_last_duplicate_of_a_page,
