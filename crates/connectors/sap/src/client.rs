@@ -150,13 +150,13 @@ impl SapSource {
             None
         };
         let mut renewed = false;
+        let url = with_query(url, query);
         loop {
             let sent = self
                 .http
                 .get_json_dated(|client| {
-                    self.authorize(client.get(url), bearer.as_deref())
+                    self.authorize(client.get(&url), bearer.as_deref())
                         .header("accept", "application/json")
-                        .query(query)
                         .query(&[("$format", "json")])
                 })
                 .await;
@@ -721,6 +721,25 @@ fn next_query(url: &str, link: &str) -> Result<Vec<(String, String)>, ConnectorE
         .collect())
 }
 
+/// Appends `query` to `url`, percent-encoding spaces as `%20`: OData servers read `$filter`
+/// by the URI rules, where `+` is a plus sign, not a space as in HTML forms.
+fn with_query(url: &str, query: &[(String, String)]) -> String {
+    let encode = |text: &str| {
+        url::form_urlencoded::byte_serialize(text.as_bytes())
+            .collect::<String>()
+            .replace('+', "%20")
+    };
+    let pairs: Vec<String> = query
+        .iter()
+        .map(|(name, value)| format!("{}={}", encode(name), encode(value)))
+        .collect();
+    if pairs.is_empty() {
+        return url.to_owned();
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}{}", pairs.join("&"))
+}
+
 /// Returns the `name=value` pairs of every `Set-Cookie`, as one `Cookie` header.
 fn session_cookies(headers: &HeaderMap<HeaderValue>) -> String {
     headers
@@ -775,6 +794,21 @@ mod tests {
         assert_eq!(
             relative,
             vec![("$skiptoken".to_owned(), "JHJvd3M9MzA=".to_owned())]
+        );
+    }
+
+    #[test]
+    fn query_values_encode_spaces_as_percent_20() {
+        let query = vec![
+            (
+                "$filter".to_owned(),
+                "A ge 2024-01-01T00:00:00+01:00 and B eq 'x&y'".to_owned(),
+            ),
+            ("$top".to_owned(), "5".to_owned()),
+        ];
+        assert_eq!(
+            with_query("https://h/S/E", &query),
+            "https://h/S/E?%24filter=A%20ge%202024-01-01T00%3A00%3A00%2B01%3A00%20and%20B%20eq%20%27x%26y%27&%24top=5"
         );
     }
 
