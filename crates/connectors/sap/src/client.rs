@@ -6,7 +6,7 @@
 //! keyset continuation, `(time, key)` after the last row delivered: a row changed while the
 //! listing runs moves behind the keyset and is read again, and none is skipped the way an
 //! offset (`$skip`, or a `$skiptoken` that encodes one) skips a row when an earlier one moves.
-//! Rows without a change time are read first, by key. Objects without a change time and id
+//! Rows without a change time follow, by key. Objects without a change time and id
 //! listings follow the server's next link (`__next`, `@odata.nextLink`) and fall back to
 //! `$top`/`$skip` for services that page only when asked.
 
@@ -213,7 +213,7 @@ impl SapSource {
         let version = self.settings.version;
         let key = spec.keys[0];
         let position = match request.page.as_deref() {
-            None => Position::Undated { after: None },
+            None => Position::Dated { after: None },
             Some(text) => Position::decode(text)?,
         };
         let mut filters: Vec<String> = self.current_row_filter(spec).into_iter().collect();
@@ -288,7 +288,7 @@ impl SapSource {
             (Position::Undated { .. }, true, Some((_, key))) => {
                 Some(Position::Undated { after: Some(key) }.encode())
             }
-            (Position::Undated { .. }, _, _) => Some(Position::Dated { after: None }.encode()),
+            (Position::Undated { .. }, _, _) => None,
             (Position::Dated { .. }, true, Some((Some(time), key))) => Some(
                 Position::Dated {
                     after: Some((time, key)),
@@ -314,9 +314,9 @@ impl SapSource {
                     }
                 }
             }
-            (Position::Dated { .. }, _, _) => None,
+            // The dated rows are done: the rows without a change time follow.
+            (Position::Dated { .. }, _, _) => Some(Position::Undated { after: None }.encode()),
         };
-        // An undated phase that ends goes on to the dated rows in the same call's next page.
         Ok(page)
     }
 

@@ -95,7 +95,10 @@ fn system_info() -> SystemInfo {
                 object: spec.object,
                 read: true,
                 incremental: spec.change_field.is_some(),
-                deletes: spec.change_field.is_some(),
+                // `deletes` stays false although deletion flags arrive as tombstones: the
+                // engine then also reconciles, which finds what was archived or deleted
+                // outright (orders, and master data once its flag is archived).
+                deletes: false,
                 write: false,
             })
             .collect(),
