@@ -9,7 +9,7 @@
 const cds = require('@sap/cds')
 
 /** The switches of the `/_test/faults` control API. */
-const state = { rejectAuth: false, clockOffsetMs: 0, corrupt: new Set() }
+const state = { rejectAuth: false, clockOffsetMs: 0, corrupt: new Set(), tokens: new Map(), logins: 0 }
 
 /** Per entity: the number field drawn on create, its first number and the deletion flag. */
 const entities = {

@@ -7,6 +7,7 @@
 // - CSRF: a GET with `x-csrf-token: Fetch` returns a token bound to a session cookie; a write
 //   without that token and cookie is refused with 403 and `x-csrf-token: Required`.
 // - Errors in SAP Gateway's V2 shape (`error.message.value`, `innererror`).
+// - OAuth 2.0 client credentials at `/oauth/token`; bearer tokens on the services.
 // - `/_test/`: the test control API (source faults the connector tests need), which a real
 //   system does not have. It takes the same Basic credentials as the services.
 // - Seeding from the public excavator work order export (see seed.js).
@@ -53,9 +54,45 @@ function cookieValue(req, name) {
 
 const sessionCookie = `SAP_SESSIONID_MRC_${client}`
 
+function basicUser(header) {
+  const [user, ...rest] = Buffer.from(String(header || '').replace(/^Basic /i, ''), 'base64')
+    .toString().split(':')
+  const users = cds.env.requires.auth.users || {}
+  const password = rest.join(':')
+  return users[user] && users[user].password === password ? { user, password } : null
+}
+
 cds.on('bootstrap', (app) => {
+  // OAuth 2.0 client credentials, as the SAP BTP or S/4HANA Cloud token service issues them:
+  // the client authenticates with Basic (a client here is a user of CDS_CONFIG), and the
+  // token is accepted as a bearer token until the session fault ends every token.
+  app.post('/oauth/token', require('express').urlencoded({ extended: false }), (req, res) => {
+    const client = basicUser(req.headers.authorization)
+    if (!client) {
+      return res.status(401).json({ error: 'invalid_client', error_description: 'Bad client credentials' })
+    }
+    if ((req.body || {}).grant_type !== 'client_credentials') {
+      return res.status(400).json({ error: 'unsupported_grant_type', error_description: 'Only client_credentials' })
+    }
+    const token = crypto.randomBytes(24).toString('base64url')
+    state.tokens.set(token, client)
+    state.logins += 1
+    res.json({ access_token: token, token_type: 'bearer', expires_in: 43199 })
+  })
+
   app.use((req, res, next) => {
     if (!isODataPath(req.path)) return next()
+
+    // A bearer token stands for its client's Basic logon, which CAP's own auth then checks.
+    const bearer = /^Bearer (.+)$/i.exec(req.headers.authorization || '')
+    if (bearer) {
+      const client = state.tokens.get(bearer[1])
+      if (!client) {
+        res.set('www-authenticate', 'Bearer error="invalid_token"')
+        return sapError(res, 401, '/IWFND/CM_CONSUMER/401', 'Logon failed: the access token is invalid or expired')
+      }
+      req.headers.authorization = 'Basic ' + Buffer.from(`${client.user}:${client.password}`).toString('base64')
+    }
 
     // The credential fault: every request is refused as after a password change.
     if (state.rejectAuth) {
@@ -93,20 +130,18 @@ cds.on('bootstrap', (app) => {
   })
 
   app.use('/_test', require('express').json(), (req, res, next) => {
-    const header = req.headers.authorization || ''
-    const [user, password] = Buffer.from(header.replace(/^Basic /, ''), 'base64')
-      .toString().split(':')
-    const users = cds.env.requires.auth.users || {}
-    if (!users[user] || users[user].password !== password) {
+    if (!basicUser(req.headers.authorization)) {
       return sapError(res, 401, '/IWFND/CM_CONSUMER/401', 'Logon failed')
     }
     next()
   })
+  app.get('/_test/stats', (req, res) => res.json({ logins: state.logins }))
   app.post('/_test/faults', (req, res) => {
     const body = req.body || {}
     if ('reject_auth' in body) state.rejectAuth = Boolean(body.reject_auth)
     if ('clock_offset_seconds' in body) state.clockOffsetMs = Number(body.clock_offset_seconds) * 1000
     if ('corrupt' in body) state.corrupt = new Set(body.corrupt.map(String))
+    if (body.expire_sessions) state.tokens.clear()
     res.json({ ok: true })
   })
 })

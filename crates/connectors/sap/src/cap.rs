@@ -138,6 +138,18 @@ impl CapService {
         })
     }
 
+    /// Working OAuth 2.0 client-credentials logon for `base_url` (this service's, or a
+    /// proxy's), in OData V2: the service's users are its OAuth clients too.
+    pub fn oauth_credentials_at(&self, base_url: &str) -> Value {
+        json!({
+            "base_url": base_url,
+            "sap_client": self.options.client,
+            "client_id": self.options.user,
+            "client_secret": self.options.password,
+            "token_url": format!("{base_url}/oauth/token"),
+        })
+    }
+
     /// Working credentials for this service over OData V2.
     pub fn credentials(&self) -> Value {
         self.credentials_at(&self.base_url)
@@ -174,6 +186,20 @@ impl CapService {
             "/_test/{path}: {}",
             response.status()
         );
+    }
+
+    /// Returns how many OAuth tokens the service has issued.
+    pub async fn logins(&self) -> u64 {
+        let stats: Value = reqwest::Client::new()
+            .get(format!("{}/_test/stats", self.base_url))
+            .basic_auth(&self.options.user, Some(&self.options.password))
+            .send()
+            .await
+            .expect("the CAP test service answers")
+            .json()
+            .await
+            .expect("stats are JSON");
+        stats["logins"].as_u64().expect("a count of logins")
     }
 
     /// Stops the service.

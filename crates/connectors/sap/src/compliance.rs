@@ -139,9 +139,8 @@ impl TestSource for SapTestSource {
         self.service.credentials_at(base_url)
     }
 
-    fn session_credentials(&self, _base_url: &str) -> Option<Value> {
-        // Basic authentication opens no session; the OAuth token endpoint is not part of CAP.
-        None
+    fn session_credentials(&self, base_url: &str) -> Option<Value> {
+        Some(self.service.oauth_credentials_at(base_url))
     }
 
     fn transactional(&self) -> ObjectType {
@@ -215,8 +214,7 @@ impl TestSource for SapTestSource {
     async fn fault(&self, fault: SourceFault) -> bool {
         let body = match fault {
             SourceFault::RevokeCredentials(on) => json!({"reject_auth": on}),
-            // Basic authentication has no session to end.
-            SourceFault::ExpireSessions => return false,
+            SourceFault::ExpireSessions => json!({"expire_sessions": true}),
             SourceFault::ClockOffset(seconds) => json!({"clock_offset_seconds": seconds}),
             SourceFault::Corrupt(records) => json!({
                 "corrupt": records.iter().map(|(_, id)| id.clone()).collect::<Vec<_>>()
@@ -227,6 +225,6 @@ impl TestSource for SapTestSource {
     }
 
     async fn logins(&self) -> Option<u64> {
-        None
+        Some(self.service.logins().await)
     }
 }

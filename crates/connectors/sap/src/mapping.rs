@@ -168,7 +168,8 @@ fn strip_annotations(value: &Value) -> Value {
             fields
                 .iter()
                 .filter(|(name, _)| *name != "__metadata" && !name.starts_with("@odata."))
-                .filter(|(_, value)| !value.get("__deferred").is_some_and(|_| true))
+                // A V2 navigation property that was not expanded is only a link.
+                .filter(|(_, value)| value.get("__deferred").is_none())
                 .map(|(name, value)| (name.clone(), strip_annotations(value)))
                 .collect::<Map<String, Value>>(),
         ),

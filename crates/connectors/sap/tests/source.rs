@@ -286,3 +286,33 @@ async fn sap_error_bodies_become_clear_stream_errors() {
     }
     service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oauth_client_credentials_log_on_and_renew_an_ended_token() {
+    let service = seeded(&["E"], 10).await;
+    let credentials = service.oauth_credentials_at(&service.base_url);
+    let source = open(&credentials);
+    source.check().await.unwrap();
+    assert_eq!(service.logins().await, 1, "one token for the whole check");
+    let (orders, _) = read_all(&source, ObjectType::WorkOrders, None, 4).await;
+    assert_eq!(orders.len(), 10);
+    assert_eq!(service.logins().await, 1, "the token is reused");
+
+    // Every token ends: the next request renews it once and goes on.
+    service
+        .control("faults", json!({"expire_sessions": true}))
+        .await;
+    let (again, _) = read_all(&source, ObjectType::WorkOrders, None, 4).await;
+    assert_eq!(again.len(), 10);
+    assert_eq!(service.logins().await, 2);
+
+    // A wrong secret is refused at the token endpoint.
+    let mut wrong = credentials.clone();
+    wrong["client_secret"] = json!("not-the-secret");
+    let err = open(&wrong).check().await.unwrap_err();
+    assert!(
+        matches!(&err, ConnectorError::CredentialsRejected(detail) if detail.contains("invalid_client")),
+        "{err:?}"
+    );
+    service.stop().await;
+}
