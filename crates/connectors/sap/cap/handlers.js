@@ -17,6 +17,7 @@ const entities = {
   MaintenanceNotification: { key: 'MaintenanceNotification', first: 10000000, deletionFlag: 'IsDeleted' },
   Equipment: { key: 'Equipment', first: 10000000, deletionFlag: 'EquipmentIsMarkedForDeletion' },
   FunctionalLocation: { key: 'FunctionalLocation', first: null, deletionFlag: 'FuncnlLocIsMarkedForDeletion' },
+  A_PurchaseOrder: { key: 'PurchaseOrder', first: 4500000000, deletionFlag: null },
 }
 
 function now() {

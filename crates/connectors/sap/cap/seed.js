@@ -12,12 +12,18 @@
 // - dates move forward by whole days so that the newest row falls on yesterday (the export
 //   ends in 2012); the basic start time is 07:00 UTC and LastChangeDateTime is the start date
 //   at 18:00 UTC; orders started more than 14 days ago are in phase 07 (completion), the rest in
-//   05 (execution).
+//   05 (execution);
+// - equipment carries the make (O&K) and model (RH120C or RH120E, and the SHD number where
+//   given) that the export's functional location texts name;
+// - each replacement order (PM02) with a cost has a purchase order (4500000000 plus the row
+//   number) with one item for its part at that cost, from supplier 0000100001, O&K; that the
+//   parts were bought from the maker is an assumption the export does not state.
 
 const fs = require('node:fs')
 const path = require('node:path')
 const cds = require('@sap/cds')
 
+/** Parses the export's CSV: quoted fields, `""` and a backslash escaping the next character. */
 function parseCsv(text) {
   const rows = []
   let row = []
@@ -30,7 +36,8 @@ function parseCsv(text) {
       else if (c === '"' && text[i + 1] === '"') { field += '"'; i++ }
       else if (c === '"') quoted = false
       else field += c
-    } else if (c === '"') quoted = true
+    } else if (c === '\\' && i + 1 < text.length) field += text[++i]
+    else if (c === '"') quoted = true
     else if (c === ',') { row.push(field); field = '' }
     else if (c === '\n' || c === '\r') {
       if (c === '\r' && text[i + 1] === '\n') i++
@@ -56,7 +63,12 @@ function dateOnly(date) {
 async function load({ dataDir, assets, maxOrders }) {
   if (!dataDir) throw new Error('MILLRACE_SHARED_DATA must name the shared data folder')
   const file = path.join(dataDir, 'excavator-mwo', 'excavators-cleaned.csv')
-  const [header, ...lines] = parseCsv(fs.readFileSync(file, 'utf8'))
+  // One record per physical line: a line whose escaping goes wrong (the export has a few)
+  // stays on its own line instead of swallowing the ones after it.
+  const [header, ...lines] = fs.readFileSync(file, 'utf8')
+    .split(/\r?\n/)
+    .filter((line) => line.length > 0)
+    .map((line) => parseCsv(line)[0])
   const column = (name) => header.indexOf(name)
   const rows = lines
     .map((cells, index) => ({ cells, number: index + 1 }))
@@ -145,13 +157,45 @@ async function load({ dataDir, assets, maxOrders }) {
     }
   }
 
+  // The export names each excavator's make and model in its functional location texts.
+  const models = { A: 'RH120C', B: 'RH120C', C: 'RH120E', D: 'RH120E', E: 'RH120E' }
+  const serials = { C: 'SHD23', D: 'SHD24', E: 'SHD26' }
   const equipment = assets.map((asset) => ({
     Equipment: equipmentOf(asset), ValidityEndDate: '9999-12-31', ValidityStartDate: '2001-07-01',
     EquipmentName: `Hydraulic mining excavator ${asset}`, EquipmentCategory: 'M',
     TechnicalObjectType: 'EXCAVATOR', MaintenancePlanningPlant: p,
+    AssetManufacturerName: 'O&K', ManufacturerPartTypeName: models[asset], SerialNumber: serials[asset] || null,
     FunctionalLocation: `${p}-EXC-${asset}`, ABCIndicator: 'A', CreationDate: '2001-07-01',
     LastChangeDateTime: new Date(shiftMs + Date.parse('2001-07-01T00:00:00Z')).toISOString(),
   }))
+
+  // Replacement orders (PM02) with a cost buy their part: one purchase order each, from the
+  // excavators' maker as the export names it (that the parts came from it is an assumption).
+  const purchaseOrders = []
+  const purchaseItems = []
+  for (const order of orders) {
+    if (order.MaintenanceOrderType !== 'PM02' || !(order.ActualTotalCost > 0)) continue
+    const number = String(4500000000 + Number(order.MaintenanceOrder) - 4000000)
+    purchaseOrders.push({
+      PurchaseOrder: number, PurchaseOrderType: 'NB', CompanyCode: p, Supplier: '0000100001',
+      DocumentCurrency: 'AUD', PurchaseOrderDate: order.CreationDate,
+      PurchasingProcessingStatus: order.MaintOrdProcessPhaseCode === '07' ? '05' : '02',
+      CreationDate: order.CreationDate, LastChangeDateTime: order.LastChangeDateTime,
+    })
+    const operation = operations.find((op) => op.MaintenanceOrder === order.MaintenanceOrder)
+    purchaseItems.push({
+      PurchaseOrder: number, PurchaseOrderItem: '00010',
+      PurchaseOrderItemText: (operation && operation.OperationDescription) || order.MaintenanceOrderDesc,
+      Plant: p, OrderQuantity: 1, PurchaseOrderQuantityUnit: 'EA',
+      NetPriceAmount: order.ActualTotalCost, IsCompletelyDelivered: order.MaintOrdProcessPhaseCode === '07',
+    })
+  }
+  await INSERT.into('s4.Suppliers').entries({
+    Supplier: '0000100001', SupplierName: 'O&K', SupplierFullName: 'O&K (Orenstein & Koppel)',
+    CreationDate: '2001-07-01',
+  })
+  if (purchaseOrders.length) await INSERT.into('s4.PurchaseOrders').entries(purchaseOrders)
+  if (purchaseItems.length) await INSERT.into('s4.PurchaseOrderItems').entries(purchaseItems)
 
   await INSERT.into('s4.FunctionalLocations').entries([...locations.values()])
   await INSERT.into('s4.Equipments').entries(equipment)

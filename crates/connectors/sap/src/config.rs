@@ -55,7 +55,7 @@ pub struct ObjectSpec {
 }
 
 /// The object types this connector reads and the standard API behind each.
-pub const OBJECTS: [ObjectSpec; 5] = [
+pub const OBJECTS: [ObjectSpec; 7] = [
     ObjectSpec {
         object: ObjectType::Sites,
         service: "API_PLANT_SRV",
@@ -174,6 +174,48 @@ pub const OBJECTS: [ObjectSpec; 5] = [
             "ActualTotalCost",
             "Currency",
             "MaintOrderIsMarkedForDeletion",
+            "CreationDate",
+            "LastChangeDateTime",
+        ],
+    },
+    ObjectSpec {
+        object: ObjectType::Vendors,
+        service: "API_BUSINESS_PARTNER",
+        v4_service: "api_business_partner/srvd_a2x/sap/businesspartner/0001",
+        entity_set: "A_Supplier",
+        keys: &["Supplier"],
+        current_row: None,
+        change_field: None,
+        expand: None,
+        select: &[
+            "Supplier",
+            "SupplierName",
+            "SupplierFullName",
+            "Country",
+            "CityName",
+            "PurchasingIsBlocked",
+            "DeletionIndicator",
+            "CreationDate",
+        ],
+    },
+    ObjectSpec {
+        object: ObjectType::PurchaseOrders,
+        service: "API_PURCHASEORDER_PROCESS_SRV",
+        v4_service: "api_purchaseorder_2/srvd_a2x/sap/purchaseorder/0001",
+        entity_set: "A_PurchaseOrder",
+        keys: &["PurchaseOrder"],
+        current_row: None,
+        change_field: Some("LastChangeDateTime"),
+        expand: Some("to_PurchaseOrderItem"),
+        select: &[
+            "PurchaseOrder",
+            "PurchaseOrderType",
+            "CompanyCode",
+            "Supplier",
+            "DocumentCurrency",
+            "PurchaseOrderDate",
+            "PurchasingProcessingStatus",
+            "PurchasingDocumentDeletionCode",
             "CreationDate",
             "LastChangeDateTime",
         ],

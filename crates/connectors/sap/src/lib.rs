@@ -1,5 +1,5 @@
-//! The SAP connector: reads plant maintenance data from S/4HANA (cloud and on premise) and from
-//! ECC through SAP Gateway, over OData V2 or V4, with the standard APIs' service and entity
+//! The SAP connector: reads plant maintenance and purchasing data from S/4HANA (cloud and on
+//! premise) and from ECC through SAP Gateway, over OData V2 or V4, with the standard APIs' service and entity
 //! set names as defaults that a connection can override.
 //!
 //! [`config`] reads a connection's settings and names the services; [`odata`] holds what

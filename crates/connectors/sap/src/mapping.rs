@@ -10,8 +10,9 @@
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use millrace_connector::{RejectedRecord, SourceRecord};
 use millrace_model::objects::{
-    ActiveStatus, Asset, AssetStatus, Location, Priority, Site, WorkOrder, WorkOrderStatus,
-    WorkOrderTask, WorkRequest, WorkRequestStatus, WorkType,
+    ActiveStatus, Asset, AssetStatus, Location, Priority, PurchaseOrder, PurchaseOrderLine,
+    PurchaseOrderStatus, Site, Vendor, WorkOrder, WorkOrderStatus, WorkOrderTask, WorkRequest,
+    WorkRequestStatus, WorkType,
 };
 use millrace_model::{ObjectType, Reference};
 use serde_json::{Map, Value};
@@ -60,6 +61,8 @@ pub fn record(
         ObjectType::Assets => asset(&reader, &remote_id),
         ObjectType::WorkRequests => work_request(&reader, &remote_id),
         ObjectType::WorkOrders => work_order(&reader, &remote_id, spec),
+        ObjectType::Vendors => vendor(&reader, &remote_id),
+        ObjectType::PurchaseOrders => purchase_order(&reader, &remote_id, spec),
         other => return Err(reject(format!("{other} is not read by this connector"))),
     };
     let mut record = mapped.map_err(reject)?;
@@ -150,6 +153,15 @@ impl Reader<'_> {
             .ok_or_else(|| format!("{date} and {time} do not make a time"))
     }
 
+    /// When a deletion flag was set: the record's change time, else its creation date, since
+    /// an instant that moved on every read would make the record look changed each time.
+    fn flagged_at(&self) -> Result<Option<DateTime<Utc>>, String> {
+        match self.instant("LastChangeDateTime")? {
+            Some(changed) => Ok(Some(changed)),
+            None => self.date_instant("CreationDate"),
+        }
+    }
+
     fn reference(&self, object: ObjectType, field: &str) -> Option<Reference> {
         self.text(field)
             .map(|remote_id| Reference::new(self.connection_id, object, remote_id))
@@ -234,7 +246,7 @@ fn location(reader: &Reader<'_>, remote_id: &str) -> Result<SourceRecord, String
     let mut record = build(remote_id, &unified, reader)?;
     record.remote_created_at = reader.date_instant("CreationDate")?;
     if reader.flag("FuncnlLocIsMarkedForDeletion") {
-        record.remote_deleted_at = reader.instant("LastChangeDateTime")?.or(Some(Utc::now()));
+        record.remote_deleted_at = reader.flagged_at()?;
     }
     Ok(record)
 }
@@ -269,7 +281,7 @@ fn asset(reader: &Reader<'_>, remote_id: &str) -> Result<SourceRecord, String> {
             .insert("equipment_category".into(), Value::String(category));
     }
     if reader.flag("EquipmentIsMarkedForDeletion") {
-        record.remote_deleted_at = reader.instant("LastChangeDateTime")?.or(Some(Utc::now()));
+        record.remote_deleted_at = reader.flagged_at()?;
     }
     Ok(record)
 }
@@ -311,7 +323,7 @@ fn work_request(reader: &Reader<'_>, remote_id: &str) -> Result<SourceRecord, St
             .insert("notification_type".into(), Value::String(kind));
     }
     if reader.flag("IsDeleted") {
-        record.remote_deleted_at = reader.instant("LastChangeDateTime")?.or(Some(Utc::now()));
+        record.remote_deleted_at = reader.flagged_at()?;
     }
     Ok(record)
 }
@@ -388,7 +400,127 @@ fn work_order(
             .insert("maintenance_activity_type".into(), Value::String(activity));
     }
     if reader.flag("MaintOrderIsMarkedForDeletion") {
-        record.remote_deleted_at = reader.instant("LastChangeDateTime")?.or(Some(Utc::now()));
+        record.remote_deleted_at = reader.flagged_at()?;
+    }
+    Ok(record)
+}
+
+fn vendor(reader: &Reader<'_>, remote_id: &str) -> Result<SourceRecord, String> {
+    let blocked = reader.flag("PurchasingIsBlocked");
+    let address = [reader.text("CityName"), reader.text("Country")]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>();
+    let unified = Vendor {
+        code: Some(remote_id.to_owned()),
+        name: reader
+            .text("SupplierName")
+            .or_else(|| reader.text("SupplierFullName")),
+        status: Some(if blocked {
+            ActiveStatus::Inactive
+        } else {
+            ActiveStatus::Active
+        }),
+        remote_status: Some(if blocked { "BLOCKED" } else { "ACTIVE" }.to_owned()),
+        address: (!address.is_empty()).then(|| address.join(", ")),
+        ..Vendor::default()
+    };
+    let mut record = build(remote_id, &unified, reader)?;
+    record.remote_created_at = reader.date_instant("CreationDate")?;
+    if let Some(full_name) = reader.text("SupplierFullName") {
+        record
+            .custom_fields
+            .insert("full_name".into(), Value::String(full_name));
+    }
+    // Suppliers carry no change time to date a deletion flag with: a flagged supplier reads as
+    // inactive, and reconciliation marks it deleted once it is archived.
+    if reader.flag("DeletionIndicator") {
+        record.fields["status"] = serde_json::json!(ActiveStatus::Inactive);
+        record.fields["remote_status"] = Value::String("MARKED_FOR_DELETION".to_owned());
+    }
+    Ok(record)
+}
+
+/// Purchasing processing statuses: 01 version in process, 02 active, 03 in release, 04
+/// partially released, 05 released, 08 rejected. A released order whose items are all
+/// delivered is received.
+fn purchase_order_status(code: Option<&str>, delivered: bool) -> Option<PurchaseOrderStatus> {
+    match code? {
+        "01" => Some(PurchaseOrderStatus::Draft),
+        "02" | "03" | "04" => Some(PurchaseOrderStatus::PendingApproval),
+        "05" if delivered => Some(PurchaseOrderStatus::Received),
+        "05" => Some(PurchaseOrderStatus::Approved),
+        "08" => Some(PurchaseOrderStatus::Cancelled),
+        _ => None,
+    }
+}
+
+fn purchase_order(
+    reader: &Reader<'_>,
+    remote_id: &str,
+    spec: &ObjectSpec,
+) -> Result<SourceRecord, String> {
+    let mut lines = Vec::new();
+    let mut plant = None;
+    let mut all_delivered = true;
+    let items = spec
+        .expand
+        .map(|navigation| reader.version.expanded(reader.row, navigation))
+        .unwrap_or_default();
+    for item in items {
+        let item = Reader {
+            row: item,
+            ..*reader
+        };
+        if item.text("PurchasingDocumentDeletionCode").is_some() {
+            continue;
+        }
+        plant = plant.or_else(|| item.text("Plant"));
+        let delivered = item.flag("IsCompletelyDelivered");
+        all_delivered &= delivered;
+        let quantity = item.number("OrderQuantity")?;
+        let per = item
+            .number("NetPriceQuantity")?
+            .filter(|per| *per > 0.0)
+            .unwrap_or(1.0);
+        let unit_cost = item.number("NetPriceAmount")?.map(|price| price / per);
+        lines.push(PurchaseOrderLine {
+            line_number: item.text("PurchaseOrderItem").and_then(|n| n.parse().ok()),
+            part: item.reference(ObjectType::Parts, "Material"),
+            description: item.text("PurchaseOrderItemText"),
+            quantity,
+            quantity_received: if delivered { quantity } else { None },
+            unit_of_measure: item.text("PurchaseOrderQuantityUnit"),
+            unit_cost,
+            line_cost: quantity
+                .zip(unit_cost)
+                .map(|(quantity, cost)| quantity * cost),
+        });
+    }
+    lines.sort_by_key(|line| line.line_number);
+    let code = reader.text("PurchasingProcessingStatus");
+    let total = lines.iter().map(|line| line.line_cost).sum::<Option<f64>>();
+    let unified = PurchaseOrder {
+        number: Some(remote_id.to_owned()),
+        status: purchase_order_status(code.as_deref(), !lines.is_empty() && all_delivered),
+        remote_status: code,
+        vendor: reader.reference(ObjectType::Vendors, "Supplier"),
+        site: plant.map(|plant| Reference::new(reader.connection_id, ObjectType::Sites, plant)),
+        ordered_at: reader.date_instant("PurchaseOrderDate")?,
+        total_cost: total,
+        currency: reader.text("DocumentCurrency"),
+        lines,
+        ..PurchaseOrder::default()
+    };
+    let mut record = build(remote_id, &unified, reader)?;
+    record.remote_created_at = reader.date_instant("CreationDate")?;
+    if let Some(kind) = reader.text("PurchaseOrderType") {
+        record
+            .custom_fields
+            .insert("purchase_order_type".into(), Value::String(kind));
+    }
+    if reader.text("PurchasingDocumentDeletionCode").is_some() {
+        record.remote_deleted_at = reader.flagged_at()?;
     }
     Ok(record)
 }

@@ -80,21 +80,30 @@ fn by_remote_id(records: Vec<Value>) -> HashMap<String, Value> {
         .collect()
 }
 
-/// The CSV row behind an order: orders are numbered 4000000 plus their row in the export.
+/// The CSV row behind an order: orders are numbered 4000000 plus their line in the export
+/// (one record per line, the header being line 0).
 fn export_row(order: &str) -> HashMap<String, String> {
     let path = shared_data_dir().join("excavator-mwo/excavators-cleaned.csv");
-    let mut reader = csv::ReaderBuilder::new()
-        .escape(Some(b'\\'))
-        .from_path(path)
-        .unwrap();
-    let headers = reader.headers().unwrap().clone();
-    let row: usize = order.parse::<usize>().unwrap() - 4_000_000;
-    let record = reader.records().nth(row - 1).unwrap().unwrap();
-    headers
-        .iter()
-        .map(str::to_owned)
-        .zip(record.iter().map(str::to_owned))
-        .collect()
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let parse = |line: &str| -> Vec<String> {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .escape(Some(b'\\'))
+            .from_reader(line.as_bytes());
+        reader
+            .records()
+            .next()
+            .unwrap()
+            .unwrap()
+            .iter()
+            .map(str::to_owned)
+            .collect()
+    };
+    let headers = parse(lines.next().unwrap());
+    let number: usize = order.parse::<usize>().unwrap() - 4_000_000;
+    let row = parse(lines.nth(number - 1).unwrap());
+    headers.into_iter().zip(row).collect()
 }
 
 async fn initial_and_incremental_sync(backend: Backend) {
@@ -200,7 +209,61 @@ async fn initial_and_incremental_sync(backend: Backend) {
     );
     assert_eq!(asset["status"], "operating");
     assert_eq!(asset["asset_type"], "EXCAVATOR");
+    assert_eq!(asset["manufacturer"], "O&K");
+    assert_eq!(
+        asset["model"], "RH120C",
+        "the export names both A and B RH120C"
+    );
     assert_eq!(asset["site"]["id"], sites["AU01"]["id"]);
+
+    // Replacement orders with a cost bought their part: a purchase order each, from O&K.
+    let vendors = by_remote_id(world.list_all(&token, "vendors").await);
+    assert_eq!(vendors["0000100001"]["name"], "O&K");
+    let purchase_orders = by_remote_id(world.list_all(&token, "purchase-orders").await);
+    let bought: Vec<&Value> = raw_orders
+        .iter()
+        .filter(|o| {
+            o["MaintenanceOrderType"] == "PM02"
+                && o["ActualTotalCost"]
+                    .as_str()
+                    .is_some_and(|cost| cost.parse::<f64>().unwrap() > 0.0)
+        })
+        .collect();
+    assert!(
+        !bought.is_empty(),
+        "the sample holds a replacement order with a cost"
+    );
+    assert_eq!(purchase_orders.len(), bought.len());
+    for replacement in bought {
+        let order_number: u64 = replacement["MaintenanceOrder"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let purchase = &purchase_orders[&(4_500_000_000 + order_number - 4_000_000).to_string()];
+        let cost: f64 = replacement["ActualTotalCost"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(purchase["vendor"]["id"], vendors["0000100001"]["id"]);
+        assert_eq!(purchase["site"]["id"], sites["AU01"]["id"]);
+        assert_eq!(purchase["currency"], "AUD");
+        assert_eq!(purchase["total_cost"].as_f64().unwrap(), cost);
+        let line = &purchase["lines"][0];
+        assert_eq!(line["line_number"], 10);
+        assert_eq!(line["quantity"], 1.0);
+        assert_eq!(line["unit_of_measure"], "EA");
+        assert_eq!(line["unit_cost"].as_f64().unwrap(), cost);
+        let phase = replacement["MaintOrdProcessPhaseCode"].as_str().unwrap();
+        let (status, received) = if phase == "07" {
+            ("received", json!(1.0))
+        } else {
+            ("pending_approval", Value::Null)
+        };
+        assert_eq!(purchase["status"], status);
+        assert_eq!(line["quantity_received"], received);
+    }
 
     // Changes through the service's own OData API (with the CSRF handshake).
     let untouched = raw_orders

@@ -73,7 +73,8 @@ async fn read_all(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn v2_and_v4_read_the_same_records() {
-    let service = seeded(&["A", "B"], 45).await;
+    // The 60 newest orders of excavators A and B hold a replacement bought on a purchase order.
+    let service = seeded(&["A", "B"], 60).await;
     let v2 = open(&service.credentials());
     let v4 = open(&service.credentials_v4());
     v2.check().await.unwrap();
@@ -84,6 +85,8 @@ async fn v2_and_v4_read_the_same_records() {
         ObjectType::Assets,
         ObjectType::WorkRequests,
         ObjectType::WorkOrders,
+        ObjectType::Vendors,
+        ObjectType::PurchaseOrders,
     ] {
         let (from_v2, _) = read_all(&v2, object, None, 100).await;
         let (from_v4, _) = read_all(&v4, object, None, 100).await;
@@ -111,7 +114,7 @@ async fn v2_and_v4_read_the_same_records() {
         }
     }
     let (orders, _) = read_all(&v2, ObjectType::WorkOrders, None, 100).await;
-    assert_eq!(orders.len(), 45);
+    assert_eq!(orders.len(), 60);
     service.stop().await;
 }
 

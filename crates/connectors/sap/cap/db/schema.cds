@@ -99,3 +99,43 @@ entity MaintenanceOrderOperations {
       OperationWorkQuantityUnit    : String(3);
       OperationIsConfirmed         : Boolean default false;
 }
+
+entity Suppliers {
+  key Supplier            : String(10);
+      SupplierName        : String(80);
+      SupplierFullName    : String(220);
+      Country             : String(3);
+      CityName            : String(35);
+      PurchasingIsBlocked : Boolean default false;
+      DeletionIndicator   : Boolean default false;
+      CreationDate        : Date;
+}
+
+entity PurchaseOrders {
+  key PurchaseOrder                  : String(10);
+      PurchaseOrderType              : String(4);
+      CompanyCode                    : String(4);
+      Supplier                       : String(10);
+      DocumentCurrency               : String(5);
+      PurchaseOrderDate              : Date;
+      PurchasingProcessingStatus     : String(2);
+      PurchasingDocumentDeletionCode : String(1) default '';
+      CreationDate                   : Date;
+      LastChangeDateTime             : Timestamp;
+      to_PurchaseOrderItem           : Composition of many PurchaseOrderItems
+                                         on to_PurchaseOrderItem.PurchaseOrder = PurchaseOrder;
+}
+
+entity PurchaseOrderItems {
+  key PurchaseOrder                  : String(10);
+  key PurchaseOrderItem              : String(5);
+      PurchaseOrderItemText          : String(40);
+      Material                       : String(40);
+      Plant                          : String(4);
+      OrderQuantity                  : Decimal(13, 3);
+      PurchaseOrderQuantityUnit      : String(3);
+      NetPriceAmount                 : Decimal(11, 2);
+      NetPriceQuantity               : Decimal(5, 0) default 1;
+      IsCompletelyDelivered          : Boolean default false;
+      PurchasingDocumentDeletionCode : String(1) default '';
+}

@@ -42,3 +42,22 @@ service API_MAINTENANCEORDER {
   @cds.query.limit: { default: 100, max: 100 }
   entity MaintenanceOrderOperation as projection on s4.MaintenanceOrderOperations;
 }
+
+@path: 'API_BUSINESS_PARTNER'
+@requires: 'authenticated-user'
+service API_BUSINESS_PARTNER {
+  @cds.query.limit: { default: 20, max: 20 }
+  entity A_Supplier as projection on s4.Suppliers;
+}
+
+@path: 'API_PURCHASEORDER_PROCESS_SRV'
+@requires: 'authenticated-user'
+service API_PURCHASEORDER_PROCESS_SRV {
+  @cds.query.limit: { default: 20, max: 20 }
+  entity A_PurchaseOrder as projection on s4.PurchaseOrders {
+    *,
+    to_PurchaseOrderItem : redirected to A_PurchaseOrderItem
+  };
+  @cds.query.limit: { default: 100, max: 100 }
+  entity A_PurchaseOrderItem as projection on s4.PurchaseOrderItems;
+}
