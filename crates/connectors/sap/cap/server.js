@@ -141,7 +141,11 @@ cds.on('bootstrap', (app) => {
     if ('reject_auth' in body) state.rejectAuth = Boolean(body.reject_auth)
     if ('clock_offset_seconds' in body) state.clockOffsetMs = Number(body.clock_offset_seconds) * 1000
     if ('corrupt' in body) state.corrupt = new Set(body.corrupt.map(String))
-    if (body.expire_sessions) state.tokens.clear()
+    if (body.expire_sessions) {
+      // Sessions time out: OAuth tokens and the CSRF tokens bound to session cookies alike.
+      state.tokens.clear()
+      sessions.clear()
+    }
     res.json({ ok: true })
   })
 })

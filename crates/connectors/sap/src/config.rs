@@ -313,6 +313,9 @@ impl Settings {
         let select = match credentials.fields().get("select") {
             None | Some(Value::Null) => true,
             Some(Value::Bool(select)) => *select,
+            // Forms send text.
+            Some(Value::String(text)) if text.trim().eq_ignore_ascii_case("true") => true,
+            Some(Value::String(text)) if text.trim().eq_ignore_ascii_case("false") => false,
             Some(other) => {
                 return Err(invalid(format!(
                     "`select` must be true or false, not {other}"
@@ -506,6 +509,7 @@ mod tests {
         assert!(with(json!({"services": "{not json"})).contains("not JSON"));
         assert!(with(json!({"client_id": "a"})).contains("not both"));
         assert!(with(json!({"time_zone": "Mars/Olympus"})).contains("IANA"));
+        assert!(with(json!({"select": "maybe"})).contains("true or false"));
         let missing = settings(json!({"base_url": "https://s4.example"}))
             .err()
             .unwrap();

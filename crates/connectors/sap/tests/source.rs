@@ -256,6 +256,25 @@ async fn writes_need_the_csrf_handshake() {
             format!("Inspect slew ring {n}")
         );
     }
+
+    // The session ends: the next write meets 403 with `x-csrf-token: Required`, fetches a new
+    // token once and succeeds.
+    service
+        .control("faults", json!({"expire_sessions": true}))
+        .await;
+    let created = source
+        .write(
+            Method::POST,
+            ObjectType::WorkOrders,
+            None,
+            Some(&json!({"MaintenanceOrderDesc": "After the session ended"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        created["d"]["MaintenanceOrderDesc"],
+        "After the session ended"
+    );
     service.stop().await;
 }
 
