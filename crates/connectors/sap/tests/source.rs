@@ -218,6 +218,38 @@ async fn incremental_reads_filter_on_last_change_and_see_deletion_flags() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_current_validity_period_of_equipment_is_read() {
+    let service = seeded(&["A"], 3).await;
+    let source = open(&service.credentials());
+    // Equipment 10000001 had another name until the end of 2020: a row of its own, keyed by
+    // its validity end date, changed after the current row.
+    let ended = Utc.with_ymd_and_hms(2020, 12, 31, 0, 0, 0).unwrap();
+    source
+        .write(
+            Method::POST,
+            ObjectType::Assets,
+            None,
+            Some(&json!({"Equipment": "10000001",
+                         "ValidityEndDate": format!("/Date({})/", ended.timestamp_millis()),
+                         "EquipmentName": "Excavator A before its rebuild"})),
+        )
+        .await
+        .unwrap();
+    for credentials in [service.credentials(), service.credentials_v4()] {
+        let source = open(&credentials);
+        let (assets, _) = read_all(&source, ObjectType::Assets, None, 10).await;
+        assert_eq!(assets.len(), 1, "{:?}", assets.keys());
+        assert_eq!(
+            assets["10000001"].fields["name"],
+            "Hydraulic mining excavator A"
+        );
+        let listed = source.list_ids(ObjectType::Assets, None).await.unwrap();
+        assert_eq!(listed.remote_ids, vec!["10000001"]);
+    }
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_need_the_csrf_handshake() {
     let service = seeded(&["B"], 5).await;
     let credentials = service.credentials();
