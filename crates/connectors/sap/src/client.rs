@@ -289,12 +289,21 @@ impl SapSource {
                 Some(Position::Undated { after: Some(key) }.encode())
             }
             (Position::Undated { .. }, _, _) => None,
-            (Position::Dated { .. }, true, Some((Some(time), key))) => Some(
-                Position::Dated {
-                    after: Some((time, key)),
+            (Position::Dated { after }, true, Some((Some(time), key))) => {
+                let next = Some((time, key));
+                if *after == next {
+                    // The service keeps change times finer than it shows (V2 JSON shows
+                    // milliseconds), and a whole page shares the shown instant: the keyset
+                    // cannot move past it, and reading on would return this page forever.
+                    return Err(ConnectorError::Malformed(format!(
+                        "{} rows share the change time {} beyond the page size of {top}, with \
+                         more precision than the service shows; use a larger page size or OData V4",
+                        spec.entity_set,
+                        time.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                    )));
                 }
-                .encode(),
-            ),
+                Some(Position::Dated { after: next }.encode())
+            }
             (Position::Dated { after }, true, Some((None, key))) => {
                 // No row of this page had a readable change time: go on from the previous
                 // position's time, past this page's last key.

@@ -54,9 +54,15 @@ impl Version {
     }
 
     /// Formats an `Edm.DateTimeOffset` filter literal: `datetimeoffset'...'` in V2, bare in V4.
-    /// Milliseconds are kept, so a filter never rounds a change time up past a record.
+    /// Sub-second digits are kept (milliseconds at least), so a filter never rounds a change
+    /// time up past a record.
     pub fn datetimeoffset_literal(&self, time: DateTime<Utc>) -> String {
-        let text = time.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let precision = if time.timestamp_subsec_nanos() % 1_000_000 == 0 {
+            chrono::SecondsFormat::Millis
+        } else {
+            chrono::SecondsFormat::AutoSi
+        };
+        let text = time.to_rfc3339_opts(precision, true);
         match self {
             Version::V2 => format!("datetimeoffset'{text}'"),
             Version::V4 => text,
@@ -230,6 +236,11 @@ mod tests {
         assert_eq!(
             Version::V4.datetimeoffset_literal(time),
             "2024-04-01T00:00:00.250Z"
+        );
+        let finer = time + chrono::Duration::nanoseconds(1_200);
+        assert_eq!(
+            Version::V4.datetimeoffset_literal(finer),
+            "2024-04-01T00:00:00.250001200Z"
         );
         let date = NaiveDate::from_ymd_opt(9999, 12, 31).unwrap();
         assert_eq!(
