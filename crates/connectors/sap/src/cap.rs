@@ -83,7 +83,7 @@ impl CapService {
             .env("NODE_NO_WARNINGS", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .kill_on_drop(true);
         match &options.seed {
             Seed::Empty => {
@@ -100,6 +100,22 @@ impl CapService {
         let mut child = command
             .spawn()
             .unwrap_or_else(|err| panic!("cannot start {}: {err}", node.display()));
+        // The service's error output is kept (its last lines) to say why it did not start; it is
+        // read by a task of its own, so that the service never blocks on a full pipe and no
+        // handle of the test's own output outlives the test.
+        let errors = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let kept = errors.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut kept = kept.lock().expect("not poisoned");
+                if kept.len() == 40 {
+                    kept.remove(0);
+                }
+                kept.push(line);
+            }
+        });
         let stdout = child.stdout.take().expect("stdout is piped");
         let mut lines = BufReader::new(stdout).lines();
         let ready = tokio::time::timeout(Duration::from_secs(90), async {
@@ -115,8 +131,17 @@ impl CapService {
         .await;
         let port = match ready {
             Ok(Some(port)) => port,
-            Ok(None) => panic!("the CAP test service exited before it listened (its log is above)"),
-            Err(_) => panic!("the CAP test service did not listen within 90 seconds"),
+            Ok(None) | Err(_) => {
+                // Give the error reader a moment to take the last lines.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let log = errors.lock().expect("not poisoned").join("\n");
+                match ready {
+                    Ok(_) => panic!("the CAP test service exited before it listened:\n{log}"),
+                    Err(_) => {
+                        panic!("the CAP test service did not listen within 90 seconds:\n{log}")
+                    }
+                }
+            }
         };
         // CAP logs every request on standard output: keep reading so that it never blocks.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
