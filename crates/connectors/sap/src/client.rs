@@ -163,6 +163,7 @@ impl SapSource {
             match sent {
                 Ok((body, date)) => return Ok(Answer { body, date }),
                 Err(ConnectorError::CredentialsRejected(_)) if oauth && !renewed => {
+                    tracing::debug!("the system refused the access token; renewing it once");
                     bearer = Some(self.bearer(bearer.as_deref()).await?);
                     renewed = true;
                 }
@@ -540,6 +541,7 @@ impl SapSource {
                 .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"required"));
             let text = response.text().await.unwrap_or_default();
             if status == StatusCode::FORBIDDEN && csrf_required && !refetched {
+                tracing::debug!(service = %service_url, "the CSRF token was refused; fetching a new one");
                 refetched = true;
                 continue;
             }
