@@ -339,7 +339,7 @@ impl SapSource {
         projection: Vec<(String, String)>,
     ) -> Result<(Vec<Value>, Option<String>, Option<DateTime<Utc>>), ConnectorError> {
         let url = self.entity_set_url(spec)?;
-        let mut query: Vec<(String, String)> = match page.map(WalkPosition::decode).transpose()? {
+        let query: Vec<(String, String)> = match page.map(WalkPosition::decode).transpose()? {
             None => {
                 let mut query = projection;
                 query.extend(
@@ -365,24 +365,7 @@ impl SapSource {
                 spec.entity_set
             ))
         })?;
-        let next = if let Some(link) = version.next_link(&answer.body) {
-            Some(WalkPosition::Next(next_query(&url, link)?).encode())
-        } else if rows.len() as u32 >= WALK_PAGE {
-            let skip = query
-                .iter()
-                .position(|(name, _)| name == "$skip")
-                .map(|index| query.remove(index).1.parse::<u64>().unwrap_or(0))
-                .unwrap_or(0);
-            Some(
-                WalkPosition::Skip {
-                    query,
-                    skip: skip + rows.len() as u64,
-                }
-                .encode(),
-            )
-        } else {
-            None
-        };
+        let next = walk_next(&url, query, rows.len(), version.next_link(&answer.body))?;
         Ok((rows, next, answer.date))
     }
 
@@ -717,6 +700,35 @@ impl WalkPosition {
     }
 }
 
+/// Returns where a walk goes on after a page of `rows` rows asked for with `query`: the
+/// server's next link when it sent one, else the same query skipping the rows read so far when
+/// the page was full (a service that pages only by `$top`/`$skip`), else nowhere.
+fn walk_next(
+    url: &str,
+    mut query: Vec<(String, String)>,
+    rows: usize,
+    link: Option<&str>,
+) -> Result<Option<String>, ConnectorError> {
+    if let Some(link) = link {
+        return Ok(Some(WalkPosition::Next(next_query(url, link)?).encode()));
+    }
+    if (rows as u32) < WALK_PAGE {
+        return Ok(None);
+    }
+    let skipped = query
+        .iter()
+        .position(|(name, _)| name == "$skip")
+        .map(|index| query.remove(index).1.parse::<u64>().unwrap_or(0))
+        .unwrap_or(0);
+    Ok(Some(
+        WalkPosition::Skip {
+            query,
+            skip: skipped + rows as u64,
+        }
+        .encode(),
+    ))
+}
+
 /// Returns the query of a next link (absolute, or relative to the entity set's URL), without
 /// `sap-client` and `$format`, which every request adds itself. The link's host is not used:
 /// a server behind a proxy or gateway often names its own.
@@ -806,6 +818,37 @@ mod tests {
             relative,
             vec![("$skiptoken".to_owned(), "JHJvd3M9MzA=".to_owned())]
         );
+    }
+
+    #[test]
+    fn walks_follow_next_links_else_skip_past_full_pages() {
+        let url = "https://s4.example/sap/opu/odata/sap/API_PLANT_SRV/A_Plant";
+        let first = vec![("$top".to_owned(), "1000".to_owned())];
+        let decode = |next: Option<String>| WalkPosition::decode(&next.unwrap()).unwrap();
+
+        match decode(walk_next(url, first.clone(), 20, Some("A_Plant?$skiptoken=20")).unwrap()) {
+            WalkPosition::Next(query) => {
+                assert_eq!(query, vec![("$skiptoken".to_owned(), "20".to_owned())])
+            }
+            WalkPosition::Skip { .. } => panic!("a next link is followed"),
+        }
+        assert!(walk_next(url, first.clone(), 999, None).unwrap().is_none());
+
+        // A full page without a link: the same query, skipping what was read.
+        let WalkPosition::Skip { query, skip } =
+            decode(walk_next(url, first.clone(), 1000, None).unwrap())
+        else {
+            panic!("a full page without a link goes on by $skip")
+        };
+        assert_eq!((query.clone(), skip), (first.clone(), 1000));
+        let mut second = query;
+        second.push(("$skip".to_owned(), skip.to_string()));
+        let WalkPosition::Skip { query, skip } =
+            decode(walk_next(url, second, 1000, None).unwrap())
+        else {
+            panic!("and on")
+        };
+        assert_eq!((query, skip), (first, 2000));
     }
 
     #[test]
