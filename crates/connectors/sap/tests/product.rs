@@ -38,6 +38,7 @@ async fn service(
         client: client.to_owned(),
         user: user.to_owned(),
         password: format!("{user}-secret"),
+        ..CapOptions::default()
     })
     .await
 }

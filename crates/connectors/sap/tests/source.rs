@@ -370,3 +370,29 @@ async fn oauth_client_credentials_log_on_and_renew_an_ended_token() {
     );
     service.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sandbox_serves_the_excavator_data_with_its_printed_credentials() {
+    let sandbox = millrace_sap::connector()
+        .start_sandbox(millrace_connector::SandboxOptions::default())
+        .await
+        .unwrap()
+        .expect("SAP has a sandbox");
+    assert_eq!(sandbox.system, "sap_s4hana");
+    let source = open(&sandbox.credentials);
+    source.check().await.unwrap();
+    let (assets, _) = read_all(&source, ObjectType::Assets, None, 100).await;
+    assert_eq!(assets.len(), 5, "one equipment per excavator");
+    let (orders, _) = read_all(&source, ObjectType::WorkOrders, None, 500).await;
+    assert_eq!(orders.len(), 400);
+
+    sandbox.shutdown.cancel();
+    tokio::time::timeout(std::time::Duration::from_secs(10), sandbox.task)
+        .await
+        .expect("the sandbox stops")
+        .unwrap();
+    assert!(
+        source.check().await.is_err(),
+        "nothing answers after the shutdown"
+    );
+}
