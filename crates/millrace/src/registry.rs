@@ -11,5 +11,6 @@ pub fn registry() -> Registry {
     for connector in millrace_mes_sql::connectors() {
         registry.register(connector);
     }
+    registry.register(millrace_sap::connector());
     registry
 }
