@@ -1,0 +1,1 @@
+//! The compliance harness subject (being written).
