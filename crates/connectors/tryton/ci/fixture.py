@@ -31,7 +31,7 @@ ADMIN_PASSWORD = "admin-password"
 USER_LOGIN = "millrace"
 USER_PASSWORD = "millrace-password"
 # Bump when the data or the setup below changes, so that old templates are rebuilt.
-VERSION = "3"
+VERSION = "4"
 
 
 def write_config(directory, name):
@@ -129,7 +129,7 @@ def seed(Model, data, company, warehouse):
             template.save()
             product, = template.products
             product.description = f"Datalogger by {make}"
-            product.code = model.replace(" ", "-").upper()[:20]
+            product.suffix_code = model.replace(" ", "-").upper()[:20]
             product.cost_price = Decimal("1850.00")
             product.save()
             products[model] = (product, suppliers[make])

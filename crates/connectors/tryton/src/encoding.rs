@@ -80,30 +80,6 @@ pub fn read_hours(value: &Value) -> Option<f64> {
     Some(value.get("seconds")?.as_f64()? / 3600.0)
 }
 
-/// Turns Tryton's tagged values into plain JSON for `remote_data`: datetimes become RFC 3339
-/// UTC text, dates ISO dates, decimals their exact text; everything else is kept.
-pub fn plain(value: &Value) -> Value {
-    match value {
-        Value::Object(object) => match object.get("__class__").and_then(Value::as_str) {
-            Some("datetime") => read_datetime(value)
-                .map(|at| json!(at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)))
-                .unwrap_or_else(|| value.clone()),
-            Some("date") => read_date(value)
-                .map(|date| json!(date.to_string()))
-                .unwrap_or_else(|| value.clone()),
-            Some("Decimal") => object.get("decimal").cloned().unwrap_or(Value::Null),
-            _ => Value::Object(
-                object
-                    .iter()
-                    .map(|(key, value)| (key.clone(), plain(value)))
-                    .collect(),
-            ),
-        },
-        Value::Array(items) => Value::Array(items.iter().map(plain).collect()),
-        other => other.clone(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,24 +125,6 @@ mod tests {
         assert_eq!(
             read_hours(&json!({"__class__": "timedelta", "seconds": 5400.0})),
             Some(1.5)
-        );
-    }
-
-    #[test]
-    fn plain_json_replaces_tagged_values() {
-        let raw = json!({
-            "write_date": null,
-            "create_date": {"__class__": "datetime", "year": 2026, "month": 1, "day": 2,
-                            "hour": 3, "minute": 4, "second": 5, "microsecond": 600000},
-            "lines": [{"unit_price": {"__class__": "Decimal", "decimal": "7.10"}}],
-        });
-        assert_eq!(
-            plain(&raw),
-            json!({
-                "write_date": null,
-                "create_date": "2026-01-02T03:04:05.600Z",
-                "lines": [{"unit_price": "7.10"}],
-            })
         );
     }
 }

@@ -82,16 +82,37 @@ fn system_info() -> SystemInfo {
         tier: 2,
         credits: CreditCost::for_tier(2),
         credential_fields: vec![
-            field("base_url", "Server URL", false, true,
-                "The Tryton server's address, e.g. https://erp.example.com (without the database)."),
-            field("database", "Database", false, true, "The name of the Tryton database."),
-            field("username", "User", false, true,
+            field(
+                "base_url",
+                "Server URL",
+                false,
+                true,
+                "The Tryton server's address, e.g. https://erp.example.com (without the database).",
+            ),
+            field(
+                "database",
+                "Database",
+                false,
+                true,
+                "The name of the Tryton database.",
+            ),
+            field(
+                "username",
+                "User",
+                false,
+                true,
                 "A Tryton user allowed to read the company, stock, products, parties, purchases, \
-                 productions, quality inspections and projects."),
+                 productions, quality inspections and projects.",
+            ),
             field("password", "Password", true, true, "The user's password."),
-            field("vendor_category", "Vendor party category", false, false,
+            field(
+                "vendor_category",
+                "Vendor party category",
+                false,
+                false,
                 "When set, only parties of this party category are read as vendors; otherwise \
-                 every party is, since Tryton does not mark suppliers."),
+                 every party is, since Tryton does not mark suppliers.",
+            ),
         ],
         objects: OBJECTS
             .iter()

@@ -307,8 +307,8 @@ impl Source for TrytonSource {
         object: ObjectType,
         page: Option<&str>,
     ) -> Result<IdPage, ConnectorError> {
-        let spec = mapping::spec(object)
-            .ok_or_else(|| ConnectorError::Unsupported(object.to_string()))?;
+        let spec =
+            mapping::spec(object).ok_or_else(|| ConnectorError::Unsupported(object.to_string()))?;
         let mut domain = self.scope(object);
         if let Some(page) = page {
             let after: i64 = page
@@ -323,7 +323,12 @@ impl Source for TrytonSource {
             .client
             .call(
                 &format!("model.{}.search", spec.model),
-                vec![json!(domain), json!(0), json!(ID_PAGE), json!([["id", "ASC"]])],
+                vec![
+                    json!(domain),
+                    json!(0),
+                    json!(ID_PAGE),
+                    json!([["id", "ASC"]]),
+                ],
             )
             .await?;
         let ids: Vec<i64> = answer
@@ -419,7 +424,10 @@ mod tests {
             id: 3,
         }
         .after();
-        assert_eq!(after_unstamped[1][0], json!(["last_modified_at", "=", null]));
+        assert_eq!(
+            after_unstamped[1][0],
+            json!(["last_modified_at", "=", null])
+        );
         assert_eq!(after_unstamped[2], json!(["last_modified_at", "!=", null]));
     }
 }

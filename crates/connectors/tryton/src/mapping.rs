@@ -8,8 +8,8 @@ use chrono::{DateTime, Utc};
 use millrace_connector::{RejectedRecord, SourceRecord};
 use millrace_model::objects::{
     ActiveStatus, Asset, AssetStatus, Location, Part, PartStock, ProductionOrder, PurchaseOrder,
-    PurchaseOrderLine, PurchaseOrderStatus, QualityEvent, Site, Vendor, WorkOrder,
-    WorkOrderStatus, WorkType,
+    PurchaseOrderLine, PurchaseOrderStatus, QualityEvent, Site, Vendor, WorkOrder, WorkOrderStatus,
+    WorkType,
 };
 use millrace_model::{ObjectType, Reference};
 use serde::Serialize;
@@ -189,7 +189,7 @@ pub fn record(
             ..Site::default()
         }),
         ObjectType::Locations => {
-            let active = raw["active"].as_bool();
+            let active = flag(&raw["active"]);
             to_fields(&Location {
                 code: text(&raw["code"]),
                 name: text(&raw["name"]),
@@ -201,7 +201,7 @@ pub fn record(
             })
         }
         ObjectType::Assets => {
-            let active = raw["active"].as_bool();
+            let active = flag(&raw["active"]);
             let product = &raw["product."];
             to_fields(&Asset {
                 asset_number: text(&raw["number"]),
@@ -218,7 +218,7 @@ pub fn record(
             })
         }
         ObjectType::Parts => {
-            let active = raw["active"].as_bool();
+            let active = flag(&raw["active"]);
             let stock = related
                 .stock
                 .iter()
@@ -253,7 +253,7 @@ pub fn record(
             })
         }
         ObjectType::Vendors => {
-            let active = raw["active"].as_bool();
+            let active = flag(&raw["active"]);
             to_fields(&Vendor {
                 code: text(&raw["code"]),
                 name: text(&raw["name"]),
@@ -271,7 +271,12 @@ pub fn record(
             let lines = related
                 .purchase_lines
                 .get(&id)
-                .map(|lines| lines.iter().map(|line| purchase_line(connection_id, line)).collect())
+                .map(|lines| {
+                    lines
+                        .iter()
+                        .map(|line| purchase_line(connection_id, line))
+                        .collect()
+                })
                 .unwrap_or_default();
             custom.insert("shipment_state".to_owned(), raw["shipment_state"].clone());
             custom.insert("reference".to_owned(), raw["reference"].clone());
@@ -295,7 +300,10 @@ pub fn record(
             let state = text(&raw["state"]);
             let done = state.as_deref() == Some("done");
             let quantity = read_number(&raw["quantity"]);
-            custom.insert("warehouse".to_owned(), raw["warehouse."]["rec_name"].clone());
+            custom.insert(
+                "warehouse".to_owned(),
+                raw["warehouse."]["rec_name"].clone(),
+            );
             to_fields(&ProductionOrder {
                 number: text(&raw["number"]),
                 product: name_of(&raw["product."]),
@@ -447,6 +455,13 @@ fn active_text(active: bool) -> String {
     if active { "active" } else { "inactive" }.to_owned()
 }
 
+/// Reads a boolean, which Tryton on SQLite sends as the integer it stores.
+fn flag(value: &Value) -> Option<bool> {
+    value
+        .as_bool()
+        .or_else(|| value.as_i64().map(|number| number != 0))
+}
+
 fn text(value: &Value) -> Option<String> {
     value
         .as_str()
@@ -463,7 +478,9 @@ fn name_of(related: &Value) -> Option<String> {
 fn to_fields<T: Serialize>(unified: &T) -> Result<Map<String, Value>, String> {
     match serde_json::to_value(unified) {
         Ok(Value::Object(fields)) => Ok(fields),
-        Ok(other) => Err(format!("unified record serialised to {other}, not an object")),
+        Ok(other) => Err(format!(
+            "unified record serialised to {other}, not an object"
+        )),
         Err(err) => Err(err.to_string()),
     }
 }
@@ -481,7 +498,7 @@ mod tests {
     #[test]
     fn a_lot_becomes_an_asset_with_the_change_time_of_its_last_write() {
         let raw = json!({
-            "id": 7, "number": "3D-42200", "active": true,
+            "id": 7, "number": "3D-42200", "active": 1,
             "create_date": at(1, 0), "write_date": at(9, 500_000),
             "last_modified_at": at(9, 500_000),
             "product.": {"id": 3, "rec_name": "[CUSP-M4] CUSP-M4", "name": "CUSP-M4",
@@ -492,6 +509,7 @@ mod tests {
         assert_eq!(record.fields["serial_number"], "3D-42200");
         assert_eq!(record.fields["name"], "CUSP-M4");
         assert_eq!(record.fields["status"], Value::Null);
+        assert_eq!(record.fields["remote_status"], "active");
         assert_eq!(
             record.remote_updated_at.unwrap().to_rfc3339(),
             "2026-12-04T16:26:09.500+00:00"

@@ -61,9 +61,12 @@ impl TrytonServer {
         let template_file = build_template(&venv, template).await;
 
         let dir = tempfile::tempdir().expect("a temporary folder");
-        tokio::fs::copy(&template_file, dir.path().join(format!("{DATABASE}.sqlite")))
-            .await
-            .expect("the template database is copied");
+        tokio::fs::copy(
+            &template_file,
+            dir.path().join(format!("{DATABASE}.sqlite")),
+        )
+        .await
+        .expect("the template database is copied");
         let port = free_port();
         let config = dir.path().join("trytond.conf");
         tokio::fs::write(
