@@ -248,7 +248,7 @@ fn read_result(method: &str, mut answer: Value) -> Result<Value, ConnectorError>
 /// Maps Tryton's `[name, arguments]` error. `AccessError` means the user may not read what the
 /// connector reads: its credentials will not do, as with a refused login. Other errors
 /// (`UserError`, a model missing because its module is not activated, a server bug) do not
-/// go away by retrying.
+/// go away by retrying; they keep the 200 status Tryton answered them with.
 fn tryton_error(method: &str, error: &Value) -> ConnectorError {
     let name = error[0].as_str().unwrap_or("error");
     let message = match &error[1] {
@@ -266,12 +266,18 @@ fn tryton_error(method: &str, error: &Value) -> ConnectorError {
     } else {
         format!("Tryton raised {name} in {method}: {message}")
     };
+    if name.starts_with('\'') && message.is_empty() {
+        // Tryton names a model (or method) it does not know, quoted, and nothing else.
+        return ConnectorError::Status {
+            status: 200,
+            detail: format!(
+                "Tryton does not know {name} ({method}): is its module activated in this \
+                 database?"
+            ),
+        };
+    }
     match name {
         "AccessError" | "AccessButtonError" => ConnectorError::CredentialsRejected(detail),
-        "ConcurrencyException" | "RateLimitException" => ConnectorError::Status {
-            status: 503,
-            detail,
-        },
         _ => ConnectorError::Status {
             status: 200,
             detail,
@@ -348,8 +354,17 @@ mod tests {
         );
 
         let unknown_model = json!(["'quality.inspection'", ""]);
-        let err = read_result("m", json!({"error": unknown_model})).unwrap_err();
-        assert!(err.to_string().contains("'quality.inspection'"), "{err}");
+        let err = read_result(
+            "model.quality.inspection.search_read",
+            json!({"error": unknown_model}),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("Tryton does not know 'quality.inspection'"),
+            "{err}"
+        );
+        assert!(err.to_string().contains("module activated"), "{err}");
 
         let err = read_result("m", json!({"id": 0})).unwrap_err();
         assert!(matches!(err, ConnectorError::Malformed(_)), "{err}");
