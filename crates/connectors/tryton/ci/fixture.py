@@ -6,7 +6,7 @@ Creates DIR/<kind>.sqlite once (a later call finds it and returns at once): `try
 activates the modules the connector reads, then proteus, Tryton's scripting library, sets up a
 company, its warehouse and a `millrace` user, and for `seeded` loads public data from
 shared/data: GeoNet's equipment register (products, serial-numbered lots, suppliers, purchases,
-stock), the MaintNorm work order texts (project tasks), and AI4I 2020 machining runs
+purchase requests, stock), the MaintNorm work order texts (project tasks), and AI4I 2020 machining runs
 (production orders and their quality inspections). Concurrent callers wait on a lock, so one
 builds and the others copy. Prints the template's path.
 """
@@ -31,7 +31,7 @@ ADMIN_PASSWORD = "admin-password"
 USER_LOGIN = "millrace"
 USER_PASSWORD = "millrace-password"
 # Bump when the data or the setup below changes, so that old templates are rebuilt.
-VERSION = "4"
+VERSION = "5"
 
 
 def write_config(directory, name):
@@ -95,7 +95,7 @@ def rows(path, limit):
             yield row
 
 
-def seed(Model, data, company, warehouse):
+def seed(config_module, Model, data, company, warehouse):
     Party = Model.get("party.party")
     Uom = Model.get("product.uom")
     Template = Model.get("product.template")
@@ -163,6 +163,19 @@ def seed(Model, data, company, warehouse):
         if index % 2 == 0:
             purchase.click("quote")
 
+    # Purchase requests for more spares. Users may not create them: Tryton's supply run does,
+    # as the root user inside the server; so does this, through the same ORM.
+    from trytond.pool import Pool
+    from trytond.transaction import Transaction
+    database = config_module.get_config().database_name
+    with Transaction().start(database, 0, context={"company": company.id}):
+        RequestModel = Pool().get("purchase.request")
+        RequestModel.create([{
+            "product": product.id, "party": supplier.id, "quantity": float(3 + index),
+            "unit": unit.id, "warehouse": warehouse.id, "company": company.id,
+            "supply_date": datetime.date(2026, 3, 1 + index),
+        } for index, (product, supplier) in enumerate(list(products.values())[:4])])
+
     # MaintNorm's maintenance texts as the tasks of a fleet maintenance project.
     texts = data / "maintnorm-mwo-text" / "maintnorm_texts.csv"
     project = Work(name="Excavator fleet maintenance", type="project", company=company)
@@ -205,7 +218,7 @@ def seed(Model, data, company, warehouse):
     del Point
 
 
-def build(args):
+def build_locked(args):
     directory = Path(args.dir).resolve()
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / ".lock", "w") as lock:
@@ -219,25 +232,32 @@ def template(directory, kind, data):
     target = directory / f"{kind}-v{VERSION}.sqlite"
     if target.exists():
         return target
+    source = template(directory, "empty", None) if kind != "empty" else None
     name = f"build-{kind}-{os.getpid()}"
-    venv_bin = Path(sys.executable).parent
-    if kind == "empty":
-        config = create_database(venv_bin, directory, name)
+    try:
+        build(directory, kind, data, name, source, target)
+    finally:
+        for leftover in directory.glob(f"{name}.*"):
+            leftover.unlink()
+    return target
+
+
+def build(directory, kind, data, name, source, target):
+    database = directory / f"{name}.sqlite"
+    if source is None:
+        create_database(Path(sys.executable).parent, directory, name)
     else:
-        shutil.copyfile(template(directory, "empty", None), directory / f"{name}.sqlite")
-        config = write_config(directory, name)
+        shutil.copyfile(source, database)
+        write_config(directory, name)
 
     # Proteus keeps its database connection open: populate in a child process, so that the
     # database is closed and whole in one file before it becomes the template.
     subprocess.run([sys.executable, __file__, "--populate", kind, "--dir", str(directory),
                     "--name", name] + (["--data", str(data)] if data else []), check=True)
-    database = directory / f"{name}.sqlite"
     connection = sqlite3.connect(database)
     connection.execute("PRAGMA journal_mode=DELETE")
     connection.close()
     os.replace(database, target)
-    config.unlink()
-    return target
 
 
 def populate(directory, kind, name, data):
@@ -254,7 +274,7 @@ def populate(directory, kind, name, data):
     Location = Model.get("stock.location")
     company, = Company.find([])
     warehouse, = Location.find([("type", "=", "warehouse")])
-    seed(Model, Path(data), company, warehouse)
+    seed(config_module, Model, Path(data), company, warehouse)
 
 
 def main():
@@ -272,7 +292,7 @@ def main():
         parser.error("--kind is required")
     if args.kind == "seeded" and not args.data:
         parser.error("--data is required for the seeded template")
-    build(args)
+    build_locked(args)
 
 
 if __name__ == "__main__":

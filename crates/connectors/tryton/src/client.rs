@@ -36,6 +36,14 @@ struct Session {
 impl TrytonClient {
     /// Builds a client from a connection's credentials, without contacting the server.
     pub fn open(credentials: &Credentials) -> Result<Self, ConnectorError> {
+        Self::with_policy(credentials, RetryPolicy::configured())
+    }
+
+    /// Like [`TrytonClient::open`], with its own timeouts and retries.
+    pub fn with_policy(
+        credentials: &Credentials,
+        policy: RetryPolicy,
+    ) -> Result<Self, ConnectorError> {
         let server = credentials
             .require("base_url")?
             .trim_end_matches('/')
@@ -60,7 +68,7 @@ impl TrytonClient {
             .collect::<String>()
             .replace('+', "%20");
         Ok(TrytonClient {
-            http: SourceHttp::new(RetryPolicy::configured(), read_error)?,
+            http: SourceHttp::new(policy, read_error)?,
             rpc_url: format!("{server}/{encoded_database}/rpc/"),
             server,
             database,

@@ -35,14 +35,48 @@ pub struct WarehouseStock {
     pub quantities: std::collections::HashMap<i64, (Option<f64>, Option<f64>)>,
 }
 
-/// The Tryton model and fields an object type is read from.
+/// A Tryton model an object type is read from, and the fields read.
+#[derive(Debug, Clone, Copy)]
 pub struct Spec {
     pub model: &'static str,
     pub fields: &'static [&'static str],
+    /// Put before the Tryton id to make the remote id, so that records of two models read
+    /// into one object type keep distinct remote ids (`""` for the object's main model).
+    pub id_prefix: &'static str,
 }
 
-/// Returns where `object` is read from, or `None` when Tryton does not offer it.
-pub fn spec(object: ObjectType) -> Option<Spec> {
+/// Purchase requests, read into `purchase-orders` after the purchases themselves.
+const PURCHASE_REQUESTS: Spec = Spec {
+    model: "purchase.request",
+    fields: &[
+        "state",
+        "description",
+        "product",
+        "product.rec_name",
+        "party.rec_name",
+        "quantity",
+        "unit.symbol",
+        "company",
+        "warehouse",
+        "purchase_date",
+        "supply_date",
+        "purchase_line",
+        "purchase",
+    ],
+    id_prefix: "request-",
+};
+
+/// Returns the models `object` is read from, the main one first; empty when Tryton does not
+/// offer it.
+pub fn specs(object: ObjectType) -> Vec<Spec> {
+    match main_spec(object) {
+        Some(main) if object == ObjectType::PurchaseOrders => vec![main, PURCHASE_REQUESTS],
+        Some(main) => vec![main],
+        None => Vec::new(),
+    }
+}
+
+fn main_spec(object: ObjectType) -> Option<Spec> {
     let (model, fields): (&'static str, &'static [&'static str]) = match object {
         ObjectType::Sites => (
             "company.company",
@@ -153,22 +187,27 @@ pub fn spec(object: ObjectType) -> Option<Spec> {
         ),
         _ => return None,
     };
-    Some(Spec { model, fields })
+    Some(Spec {
+        model,
+        fields,
+        id_prefix: "",
+    })
 }
 
 /// The fields every read asks for besides the object's own.
 pub const CHANGE_FIELDS: [&str; 3] = ["create_date", "write_date", "last_modified_at"];
 
-/// Maps one Tryton record of `object`.
+/// Maps one Tryton record of `object`, read from the model of `spec`.
 pub fn record(
     object: ObjectType,
+    spec: &Spec,
     connection_id: &str,
     raw: Value,
     related: &Related,
 ) -> Result<SourceRecord, RejectedRecord> {
     let id = raw["id"].as_i64();
     let reject = |reason: String| RejectedRecord {
-        remote_id: id.map(|id| id.to_string()),
+        remote_id: id.map(|id| format!("{}{id}", spec.id_prefix)),
         reason,
     };
     let Some(id) = id else {
@@ -181,6 +220,9 @@ pub fn record(
     let mut custom = Map::new();
 
     let fields = match object {
+        ObjectType::PurchaseOrders if spec.model == PURCHASE_REQUESTS.model => {
+            purchase_request(connection_id, &raw, &mut custom)
+        }
         ObjectType::Sites => to_fields(&Site {
             name: name_of(&raw["party."]),
             status: Some(ActiveStatus::Active),
@@ -376,7 +418,7 @@ pub fn record(
 
     custom.retain(|_, value| !value.is_null());
     Ok(SourceRecord {
-        remote_id: id.to_string(),
+        remote_id: format!("{}{id}", spec.id_prefix),
         remote_created_at: read_datetime(&raw["create_date"]),
         remote_updated_at: change_time(&raw),
         remote_deleted_at: None,
@@ -391,6 +433,57 @@ pub fn change_time(raw: &Value) -> Option<DateTime<Utc>> {
     read_datetime(&raw["last_modified_at"])
         .or_else(|| read_datetime(&raw["write_date"]))
         .or_else(|| read_datetime(&raw["create_date"]))
+}
+
+/// A purchase request (a requisition a purchaser has yet to turn into a purchase) as a
+/// purchase order of one line, without a number. Once purchased, the purchase it became is
+/// named in `custom_fields.purchase`.
+fn purchase_request(
+    connection_id: &str,
+    raw: &Value,
+    custom: &mut Map<String, Value>,
+) -> Result<Map<String, Value>, String> {
+    let state = text(&raw["state"]);
+    custom.insert("kind".to_owned(), Value::from("purchase_request"));
+    custom.insert("purchase".to_owned(), raw["purchase"].clone());
+    custom.insert("warehouse".to_owned(), raw["warehouse"].clone());
+    let product = raw["product"].as_i64();
+    let line = PurchaseOrderLine {
+        line_number: Some(1),
+        part: product.map(|id| Reference::new(connection_id, ObjectType::Parts, id.to_string())),
+        description: name_of(&raw["product."]).or_else(|| text(&raw["description"])),
+        quantity: read_number(&raw["quantity"]),
+        unit_of_measure: text(&raw["unit."]["symbol"]),
+        ..PurchaseOrderLine::default()
+    };
+    to_fields(&PurchaseOrder {
+        number: None,
+        description: text(&raw["description"]),
+        status: state.as_deref().and_then(request_status),
+        remote_status: state,
+        vendor: raw["party."]["id"]
+            .as_i64()
+            .map(|id| Reference::new(connection_id, ObjectType::Vendors, id.to_string())),
+        site: raw["company"]
+            .as_i64()
+            .map(|id| Reference::new(connection_id, ObjectType::Sites, id.to_string())),
+        ordered_at: read_date_start(&raw["purchase_date"]),
+        required_at: read_date_start(&raw["supply_date"]),
+        total_cost: None,
+        currency: None,
+        lines: vec![line],
+    })
+}
+
+/// Normalises a purchase request's `state`: waiting for a purchaser, purchased, received.
+fn request_status(state: &str) -> Option<PurchaseOrderStatus> {
+    Some(match state {
+        "draft" => PurchaseOrderStatus::PendingApproval,
+        "purchased" => PurchaseOrderStatus::Approved,
+        "done" => PurchaseOrderStatus::Received,
+        "cancelled" => PurchaseOrderStatus::Cancelled,
+        _ => return None,
+    })
 }
 
 fn purchase_line(connection_id: &str, line: &Value) -> PurchaseOrderLine {
@@ -504,7 +597,8 @@ mod tests {
             "product.": {"id": 3, "rec_name": "[CUSP-M4] CUSP-M4", "name": "CUSP-M4",
                          "code": "CUSP-M4", "description": "Datalogger by Canterbury"},
         });
-        let record = record(ObjectType::Assets, "conn", raw, &Related::default()).unwrap();
+        let spec = specs(ObjectType::Assets)[0];
+        let record = record(ObjectType::Assets, &spec, "conn", raw, &Related::default()).unwrap();
         assert_eq!(record.remote_id, "7");
         assert_eq!(record.fields["serial_number"], "3D-42200");
         assert_eq!(record.fields["name"], "CUSP-M4");
@@ -547,7 +641,8 @@ mod tests {
             "currency.": {"id": 1, "code": "NZD"},
             "create_date": at(1, 0), "last_modified_at": at(1, 0),
         });
-        let record = record(ObjectType::PurchaseOrders, "conn", raw, &related).unwrap();
+        let spec = specs(ObjectType::PurchaseOrders)[0];
+        let record = record(ObjectType::PurchaseOrders, &spec, "conn", raw, &related).unwrap();
         assert_eq!(record.fields["status"], "approved");
         assert_eq!(record.fields["remote_status"], "processing");
         assert_eq!(record.fields["total_cost"], 3599.0);
@@ -558,6 +653,36 @@ mod tests {
         assert_eq!(line["unit_cost"], 1799.5);
         assert_eq!(line["description"], "CR1000");
         assert_eq!(line["part"]["remote_id"], "3");
+    }
+
+    #[test]
+    fn a_purchase_request_is_a_purchase_order_of_one_line_with_its_own_remote_id() {
+        let raw = json!({
+            "id": 3, "state": "draft", "description": null, "product": 5,
+            "product.": {"id": 5, "rec_name": "[CR1000] CR1000"},
+            "party.": {"id": 4, "rec_name": "Campbell Scientific"},
+            "quantity": 5.0, "unit.": {"id": 1, "symbol": "u"}, "company": 1, "warehouse": 5,
+            "purchase_date": null,
+            "supply_date": {"__class__": "date", "year": 2026, "month": 3, "day": 3},
+            "purchase": null, "create_date": at(1, 0), "last_modified_at": at(1, 0),
+        });
+        let requests = specs(ObjectType::PurchaseOrders)[1];
+        assert_eq!(requests.model, "purchase.request");
+        let record = record(
+            ObjectType::PurchaseOrders,
+            &requests,
+            "conn",
+            raw,
+            &Related::default(),
+        )
+        .unwrap();
+        assert_eq!(record.remote_id, "request-3");
+        assert_eq!(record.fields["status"], "pending_approval");
+        assert_eq!(record.fields["vendor"]["remote_id"], "4");
+        assert_eq!(record.fields["required_at"], "2026-03-03T00:00:00Z");
+        assert_eq!(record.fields["lines"][0]["quantity"], 5.0);
+        assert_eq!(record.fields["lines"][0]["part"]["remote_id"], "5");
+        assert_eq!(record.custom_fields["kind"], "purchase_request");
     }
 
     #[test]
@@ -578,6 +703,7 @@ mod tests {
     fn a_record_without_an_id_is_rejected() {
         let rejected = record(
             ObjectType::Vendors,
+            &specs(ObjectType::Vendors)[0],
             "conn",
             json!({"name": "x"}),
             &Related::default(),

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use millrace_connector::http::RetryPolicy;
 use serde_json::{json, Value};
 
 /// The virtualenv `ci/setup.sh` installs into, unless `MILLRACE_TRYTON_VENV` names another.
@@ -123,8 +124,15 @@ impl TrytonServer {
             "username": ADMIN.0,
             "password": ADMIN.1,
         });
-        crate::client::TrytonClient::open(
+        // Not the process's configured policy: a test harness shortens that to fault-test the
+        // connector, and the administrator's writes are not under test.
+        let policy = RetryPolicy {
+            request_timeout: Duration::from_secs(60),
+            ..RetryPolicy::default()
+        };
+        crate::client::TrytonClient::with_policy(
             &serde_json::from_value(credentials).expect("credentials are an object"),
+            policy,
         )
         .expect("the administrator's credentials are well formed")
     }
@@ -134,18 +142,29 @@ impl TrytonServer {
         std::fs::read_to_string(self.dir.path().join("trytond.log")).unwrap_or_default()
     }
 
+    /// Waits until the server answers, then logs in once: the first call to a database loads
+    /// Tryton's pool of modules, which takes seconds, and no test's request timeout should
+    /// pay for it.
     async fn wait_ready(&mut self) {
-        let http = reqwest::Client::new();
-        // Any HTTP answer means the server listens; this call needs no database or session.
-        let url = format!("{}/", self.base_url);
-        let body = json!({"id": 0, "method": "common.server.version", "params": []});
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .expect("an HTTP client");
         let started = Instant::now();
+        let version = json!({"id": 0, "method": "common.server.version", "params": []});
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("trytond exited with {status}:\n{}", self.log());
             }
-            if http.post(&url).json(&body).send().await.is_ok() {
-                return;
+            // Any HTTP answer means the server listens; this call needs no database.
+            if http
+                .post(format!("{}/", self.base_url))
+                .json(&version)
+                .send()
+                .await
+                .is_ok()
+            {
+                break;
             }
             assert!(
                 started.elapsed() < Duration::from_secs(60),
@@ -154,6 +173,23 @@ impl TrytonServer {
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let login = json!({
+            "id": 0,
+            "method": "common.db.login",
+            "params": [ADMIN.0, {"password": ADMIN.1}],
+        });
+        let answer = http
+            .post(format!("{}/{DATABASE}/rpc/", self.base_url))
+            .json(&login)
+            .send()
+            .await
+            .unwrap_or_else(|err| panic!("trytond did not load its database: {err}"));
+        assert!(
+            answer.status().is_success(),
+            "the administrator cannot log in ({}):\n{}",
+            answer.status(),
+            self.log()
+        );
     }
 }
 

@@ -78,7 +78,6 @@ async fn initial_and_incremental_sync(backend: Backend) {
         ("sites", "company.company", json!([])),
         ("assets", "stock.lot", archived.clone()),
         ("vendors", "party.party", archived.clone()),
-        ("purchase-orders", "purchase.purchase", json!([])),
         ("production-orders", "production", json!([])),
         ("quality-events", "quality.inspection", json!([])),
         (
@@ -178,6 +177,30 @@ async fn initial_and_incremental_sync(backend: Backend) {
     assert_eq!(lines[0]["unit_cost"], 1799.5);
     assert_eq!(lines[0]["line_cost"], 1799.5);
     assert_eq!(order["total_cost"], 1799.5);
+
+    // A purchase request is a purchase order of one line, with a remote id of its own.
+    let requests = tryton_read(
+        &admin,
+        "purchase.request",
+        json!([]),
+        json!(["product", "party", "quantity", "state"]),
+    )
+    .await;
+    let request = &purchase_orders[&format!("request-{}", id_of(&requests[0]))];
+    assert_eq!(request["status"], "pending_approval");
+    assert_eq!(request["remote_status"], "draft");
+    assert_eq!(request["number"], Value::Null);
+    assert_eq!(request["required_at"], "2026-03-01T00:00:00Z");
+    assert_eq!(
+        request["vendor"]["remote_id"],
+        id_of(&json!({"id": requests[0]["party"]}))
+    );
+    assert_eq!(request["lines"][0]["quantity"], requests[0]["quantity"]);
+    assert_eq!(
+        request["lines"][0]["part"]["remote_id"],
+        id_of(&json!({"id": requests[0]["product"]}))
+    );
+    assert_eq!(request["custom_fields"]["kind"], "purchase_request");
 
     // Parts carry their stock per warehouse, as Tryton computes it from the stock moves.
     let products = tryton_read(
