@@ -7,10 +7,17 @@
 //! Tryton reads only the body; the query makes every call recognisable in access logs and to
 //! HTTP proxies, which see no bodies.
 
+use std::time::Duration;
+
 use base64::Engine as _;
 use millrace_connector::http::{RetryPolicy, SourceHttp};
 use millrace_connector::{ConnectorError, Credentials};
 use serde_json::{json, Value};
+
+/// The longest a login may take, when the retry policy allows less. Tryton verifies passwords
+/// with argon2, which is slow on purpose (half a second of CPU on a small server), and a busy
+/// server takes longer: a login gets more time than a data call.
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One connection's JSON-RPC client: the server, the database and the user's session.
 pub struct TrytonClient {
@@ -20,6 +27,7 @@ pub struct TrytonClient {
     rpc_url: String,
     login: String,
     password: String,
+    login_timeout: Duration,
     /// The open session; held across a login so that requests meeting an ended session
     /// together log in once.
     session: tokio::sync::Mutex<Option<Session>>,
@@ -68,6 +76,7 @@ impl TrytonClient {
             .collect::<String>()
             .replace('+', "%20");
         Ok(TrytonClient {
+            login_timeout: LOGIN_TIMEOUT.max(policy.request_timeout),
             http: SourceHttp::new(policy, read_error)?,
             rpc_url: format!("{server}/{encoded_database}/rpc/"),
             server,
@@ -170,6 +179,7 @@ impl TrytonClient {
                 client
                     .post(&self.rpc_url)
                     .query(&[("method", "common.db.login")])
+                    .timeout(self.login_timeout)
                     .json(&body)
             })
             .await
