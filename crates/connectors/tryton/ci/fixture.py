@@ -223,6 +223,12 @@ def build_locked(args):
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        # Under the lock nobody builds: what is not a current template is left over from an
+        # older version or an interrupted build.
+        current = {f"{kind}-v{VERSION}.sqlite" for kind in ("empty", "seeded")}
+        for path in directory.iterdir():
+            if path.name != ".lock" and path.name not in current:
+                path.unlink()
         print(template(directory, args.kind, args.data))
 
 

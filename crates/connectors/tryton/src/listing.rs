@@ -10,6 +10,10 @@
 //! the last record's `(change time, id)`, never an offset, so records that change while the
 //! listing runs move behind it instead of shifting it, and many records sharing one stamp (all
 //! records created in one Tryton transaction do) are all read however the pages fall.
+//!
+//! An object read from several models (purchase orders: purchases, then purchase requests) is
+//! one listing in `(last_modified_at, model, id)` order: each page asks every model for its
+//! next records after the position and keeps the first page-size of the merged answers.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use millrace_connector::{ConnectorError, Credentials, IdPage, Page, PageRequest, Source};
@@ -28,6 +32,7 @@ pub struct TrytonSource {
     client: TrytonClient,
     /// When set, vendors are the parties of this party category only.
     vendor_category: Option<String>,
+    /// The warehouses, once read: parts report their stock per warehouse.
     warehouses: tokio::sync::Mutex<Option<Vec<Value>>>,
 }
 
@@ -55,13 +60,12 @@ impl TrytonSource {
                 None => Vec::new(),
             },
             ObjectType::WorkOrders => vec![json!(["type", "=", "task"])],
-            // Archived records are read too: an archived lot, location or product is a
-            // change, not a deletion.
             _ => Vec::new(),
         }
     }
 
-    /// Archived records are part of the listing; Tryton hides them unless asked.
+    /// Archived records are part of the listing (archiving a lot, location or product is a
+    /// change, not a deletion); Tryton hides them unless asked.
     fn with_archived(domain: Vec<Value>) -> Vec<Value> {
         let mut domain = domain;
         domain.push(json!(["OR", ["active", "=", true], ["active", "=", false]]));
