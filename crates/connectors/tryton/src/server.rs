@@ -21,6 +21,18 @@ pub const ADMIN: (&str, &str) = ("admin", "admin-password");
 /// The user connections log in as, with every group (a read-only role would do).
 pub const USER: (&str, &str) = ("millrace", "millrace-password");
 
+/// Runs the `trytond` script named by the first argument in this Python process, with the
+/// other arguments, and exits as soon as standard input reaches its end.
+const SERVE_UNTIL_STDIN_CLOSES: &str = "\
+import os, runpy, sys, threading
+def watch():
+    sys.stdin.read()
+    os._exit(0)
+threading.Thread(target=watch, daemon=True).start()
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name='__main__')
+";
+
 /// Which template database a server starts from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Template {
@@ -80,12 +92,18 @@ impl TrytonServer {
         .await
         .expect("the server configuration is written");
         let log = std::fs::File::create(dir.path().join("trytond.log")).expect("a log file");
-        let child = tokio::process::Command::new(&trytond)
+        // trytond runs inside a Python that also waits for the end of its standard input, a
+        // pipe from this process: when the test process ends, however it ends, the pipe
+        // closes and the server exits with it instead of lingering.
+        let child = tokio::process::Command::new(venv.join("bin/python"))
+            .arg("-c")
+            .arg(SERVE_UNTIL_STDIN_CLOSES)
+            .arg(&trytond)
             .arg("-c")
             .arg(&config)
             .arg("-d")
             .arg(DATABASE)
-            .stdin(Stdio::null())
+            .stdin(Stdio::piped())
             .stdout(log.try_clone().expect("a log file"))
             .stderr(log)
             .kill_on_drop(true)
