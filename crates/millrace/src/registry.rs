@@ -12,5 +12,6 @@ pub fn registry() -> Registry {
         registry.register(connector);
     }
     registry.register(millrace_sap::connector());
+    registry.register(millrace_tryton::connector());
     registry
 }
