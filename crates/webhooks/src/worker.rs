@@ -292,7 +292,7 @@ impl DeliveryWorker {
                 )
             }
             // The URL may carry a token of the receiver's in its query: it stays out.
-            Err(err) => (None, Some(err.without_url().to_string()), latency),
+            Err(err) => (None, Some(describe_send_error(err)), latency),
         }
     }
 
@@ -320,5 +320,64 @@ impl DeliveryWorker {
         }
         let factor = rand::thread_rng().gen_range(1.0 - jitter..=1.0 + jitter);
         Some(base.mul_f64(factor))
+    }
+}
+
+/// Says why a delivery got no answer, in words an operator can act on: reqwest's own message
+/// ("error sending request") is the same for a timeout, a refused connection and a TLS failure.
+/// The URL stays out: it may carry a token of the receiver's in its query.
+fn describe_send_error(err: reqwest::Error) -> String {
+    let kind = if err.is_timeout() {
+        "no answer in time"
+    } else if err.is_connect() {
+        "could not connect"
+    } else if err.is_redirect() {
+        "too many redirects"
+    } else {
+        "request failed"
+    };
+    let err = err.without_url();
+    let mut detail = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(cause) = source {
+        detail = format!("{detail}: {cause}");
+        source = cause.source();
+    }
+    format!("{kind} ({detail})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_send_error_says_whether_it_timed_out_or_could_not_connect() {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+
+        // Nothing listens on a port just released.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!(
+            "http://{}/hook?token=receiver-secret",
+            closed.local_addr().unwrap()
+        );
+        drop(closed);
+        let refused = describe_send_error(http.post(&url).send().await.unwrap_err());
+        assert!(refused.starts_with("could not connect"), "{refused}");
+        assert!(!refused.contains("receiver-secret"), "{refused}");
+
+        // A listener that accepts and never answers.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", silent.local_addr().unwrap());
+        let _held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((socket, _)) = silent.accept().await {
+                open.push(socket);
+            }
+        });
+        let timed_out = describe_send_error(http.post(&url).send().await.unwrap_err());
+        assert!(timed_out.starts_with("no answer in time"), "{timed_out}");
     }
 }
