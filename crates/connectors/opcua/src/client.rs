@@ -11,7 +11,8 @@ use futures::StreamExt;
 use millrace_connector::ConnectorError;
 use opcua::client::services::Read;
 use opcua::client::{
-    ClientBuilder, HistoryReadAction, IdentityToken, Session, SessionPollResult, UARequest,
+    ClientBuilder, HistoryReadAction, IdentityToken, Session, SessionConnectMode,
+    SessionPollResult, UARequest,
 };
 use opcua::crypto::{SecurityPolicy, X509};
 use opcua::types::{
@@ -31,6 +32,17 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Connection {
     pub session: Arc<Session>,
     driver: JoinHandle<()>,
+    /// Set when the session was lost and a new one replaced it: the server forgot the old
+    /// session's subscriptions, and servers need not transfer them.
+    renewed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Connection {
+    /// Returns whether this is still the session first opened: `false` once it ended for good
+    /// (closed, or out of reconnection attempts) or was replaced by a new one after a loss.
+    pub fn is_alive(&self) -> bool {
+        !self.driver.is_finished() && !self.renewed.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 impl Drop for Connection {
@@ -107,17 +119,25 @@ pub async fn connect(
     // session alive (and, for `Forever`, reconnects) until the connection is dropped.
     let (first, outcome) = tokio::sync::oneshot::channel();
     let endpoint_url = config.endpoint.clone();
+    let renewed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let renewed_by_driver = renewed.clone();
     let driver = tokio::spawn(async move {
         let mut first = Some(first);
         let stream = event_loop.enter();
         futures::pin_mut!(stream);
         while let Some(event) = stream.next().await {
             match event {
-                Ok(SessionPollResult::Reconnected(_)) => {
-                    if let Some(first) = first.take() {
+                Ok(SessionPollResult::Reconnected(mode)) => match first.take() {
+                    Some(first) => {
                         let _ = first.send(Ok(()));
                     }
-                }
+                    None => {
+                        if matches!(mode, SessionConnectMode::NewSession(_)) {
+                            renewed_by_driver.store(true, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        tracing::debug!(endpoint = %endpoint_url, ?mode, "opc ua session back");
+                    }
+                },
                 Ok(SessionPollResult::ReconnectFailed(status)) if first.is_some() => {
                     let _ = first.take().unwrap().send(Err(status));
                     return;
@@ -136,7 +156,11 @@ pub async fn connect(
             }
         }
     });
-    let connection = Connection { session, driver };
+    let connection = Connection {
+        session,
+        driver,
+        renewed,
+    };
     match tokio::time::timeout(REQUEST_TIMEOUT, outcome).await {
         Ok(Ok(Ok(()))) => Ok(connection),
         Ok(Ok(Err(status))) => Err(session_refused(config, status)),

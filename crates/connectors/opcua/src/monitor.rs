@@ -230,7 +230,12 @@ impl Monitors {
     pub async fn monitor(&self, config: &Config) -> Result<Arc<Monitor>, ConnectorError> {
         let key = settings_key(config);
         let mut running = self.running.lock().await;
-        running.retain(|_, monitor| monitor.last_used.lock().unwrap().elapsed() < IDLE_LIMIT);
+        // A monitor whose session ended, or came back as a new session without its
+        // subscription, is replaced: the new subscription starts with each current value.
+        running.retain(|_, monitor| {
+            monitor.connection.is_alive()
+                && monitor.last_used.lock().unwrap().elapsed() < IDLE_LIMIT
+        });
         if let Some(monitor) = running.get(&key) {
             return Ok(monitor.clone());
         }

@@ -101,7 +101,7 @@ impl OpcUaSource {
         let is_asset = |item: &Found| {
             item.class == NodeClass::Object
                 && if self.config.asset_types.is_empty() {
-                    item.type_definition != NodeId::from(ObjectTypeId::FolderType)
+                    item.type_definition != ObjectTypeId::FolderType
                 } else {
                     self.config.asset_types.contains(&item.type_definition)
                 }
@@ -173,7 +173,7 @@ impl OpcUaSource {
     }
 
     /// Whether a variable's values are read from its history (else from a subscription).
-    fn from_history(&self, variable: &Variable) -> Option<bool> {
+    fn read_by_history(&self, variable: &Variable) -> Option<bool> {
         match (self.config.readings, variable.historized) {
             (ReadingSource::Subscription, _) | (ReadingSource::Auto, false) => Some(false),
             (_, true) => Some(true),
@@ -236,12 +236,12 @@ impl OpcUaSource {
         let historized: Vec<&Variable> = space
             .meters
             .iter()
-            .filter(|variable| self.from_history(variable) == Some(true))
+            .filter(|variable| self.read_by_history(variable) == Some(true))
             .collect();
         let live: Vec<&Variable> = space
             .meters
             .iter()
-            .filter(|variable| self.from_history(variable) == Some(false))
+            .filter(|variable| self.read_by_history(variable) == Some(false))
             .collect();
         let first_history = |after: Option<&str>| {
             historized
@@ -382,7 +382,7 @@ impl OpcUaSource {
         let live: Vec<&Variable> = states
             .iter()
             .copied()
-            .filter(|variable| self.from_history(variable) == Some(false))
+            .filter(|variable| self.read_by_history(variable) == Some(false))
             .collect();
         let mut live_values: HashMap<NodeId, Vec<(DateTime<Utc>, String)>> = HashMap::new();
         if !live.is_empty() {
@@ -404,7 +404,7 @@ impl OpcUaSource {
         for variable in states {
             let node = &variable.found.node;
             let asset = variable.asset.clone().unwrap_or_else(|| node.clone());
-            let (open, timeline) = match self.from_history(variable) {
+            let (open, timeline) = match self.read_by_history(variable) {
                 Some(true) => {
                     let open = self.stop_open_at(connection, node, since).await?;
                     let values = self
