@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod config;
+pub mod demo;
 pub mod mapping;
 pub mod monitor;
 pub mod source;
