@@ -48,10 +48,15 @@ pub struct OpcUaConnector {
 /// `MILLRACE_OPCUA_PKI_DIR`, by default `millrace-opcua-pki` in the temp folder; a server that
 /// requires trusted clients must trust that certificate once.
 pub fn connector() -> Arc<dyn Connector> {
-    let pki_dir = std::env::var_os("MILLRACE_OPCUA_PKI_DIR")
+    Arc::new(OpcUaConnector::new(default_pki_dir()))
+}
+
+/// Returns where client certificates live: `MILLRACE_OPCUA_PKI_DIR`, else
+/// `millrace-opcua-pki` in the temp folder.
+pub fn default_pki_dir() -> PathBuf {
+    std::env::var_os("MILLRACE_OPCUA_PKI_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| std::env::temp_dir().join("millrace-opcua-pki"));
-    Arc::new(OpcUaConnector::new(pki_dir))
+        .unwrap_or_else(|| std::env::temp_dir().join("millrace-opcua-pki"))
 }
 
 impl OpcUaConnector {
