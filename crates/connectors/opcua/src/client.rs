@@ -11,7 +11,7 @@ use futures::StreamExt;
 use millrace_connector::ConnectorError;
 use opcua::client::services::Read;
 use opcua::client::{
-    ClientBuilder, HistoryReadAction, IdentityToken, Session, SessionConnectMode,
+    ClientBuilder, ClientEndpoint, HistoryReadAction, IdentityToken, Session, SessionConnectMode,
     SessionPollResult, UARequest,
 };
 use opcua::crypto::{SecurityPolicy, X509};
@@ -90,6 +90,9 @@ pub async fn connect(
         .session_retry_max(Duration::from_secs(10))
         .session_timeout(60_000)
         .request_timeout(REQUEST_TIMEOUT)
+        // The session is built from the server's own endpoint description below; naming the
+        // URL here only records in the client's configuration what it talks to.
+        .endpoint("connection", ClientEndpoint::new(config.endpoint.as_str()))
         .client()
         .map_err(|errors| {
             ConnectorError::Unreachable(format!(
