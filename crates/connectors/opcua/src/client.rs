@@ -304,13 +304,13 @@ impl Connection {
         self.check_exists(root).await?;
         let mut found = Vec::new();
         let mut seen = std::collections::HashSet::from([root.clone()]);
-        let mut level: Vec<(NodeId, Option<NodeId>)> = vec![(root.clone(), None)];
+        let mut level: Vec<NodeId> = vec![root.clone()];
         while !level.is_empty() {
             let mut next = Vec::new();
             for batch in level.chunks(BROWSE_BATCH) {
                 let descriptions: Vec<BrowseDescription> = batch
                     .iter()
-                    .map(|(node, _)| BrowseDescription {
+                    .map(|node| BrowseDescription {
                         node_id: node.clone(),
                         browse_direction: BrowseDirection::Forward,
                         reference_type_id: ReferenceTypeId::HierarchicalReferences.into(),
@@ -324,7 +324,7 @@ impl Connection {
                     .browse(&descriptions, 1000, None)
                     .await
                     .map_err(|err| failed("browsing", err.status()))?;
-                for (index, (node, _)) in batch.iter().enumerate() {
+                for (index, node) in batch.iter().enumerate() {
                     let Some(result) = results.get_mut(index) else {
                         continue;
                     };
@@ -342,8 +342,8 @@ impl Connection {
                         references.extend(more.references.take().unwrap_or_default());
                         continuation = more.continuation_point;
                     }
-                    // A parent is the nearest object above, so the root's children have none
-                    // unless the root itself is reported as an asset by the caller.
+                    // The browse root is where the walk starts, not a parent: its children
+                    // have none.
                     let parent = (node != root).then(|| node.clone());
                     for reference in references {
                         if !reference.node_id.namespace_uri.is_null()
@@ -370,7 +370,7 @@ impl Connection {
                             parent: parent.clone(),
                         };
                         if item.class == NodeClass::Object {
-                            next.push((child, Some(child_parent(&item))));
+                            next.push(child);
                         }
                         found.push(item);
                     }
@@ -500,11 +500,6 @@ impl Connection {
             })?;
         Ok(data.data_values.unwrap_or_default())
     }
-}
-
-/// The parent that `item`'s own children get: itself.
-fn child_parent(item: &Found) -> NodeId {
-    item.node.clone()
 }
 
 fn failed(what: &str, status: StatusCode) -> ConnectorError {

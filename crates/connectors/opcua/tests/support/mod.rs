@@ -34,6 +34,8 @@ pub struct Plant {
     pub endpoint: String,
     pub port: u16,
     pub dir: PathBuf,
+    /// Removes the folder when the plant is dropped (not when it restarts).
+    _folder: Arc<tempfile::TempDir>,
     options: PlantOptions,
     child: Child,
     stdin: ChildStdin,
@@ -63,11 +65,12 @@ fn free_port() -> u16 {
 impl Plant {
     /// Starts a plant in a new folder on a free port.
     pub async fn start(options: PlantOptions) -> Plant {
-        let dir = tempfile::tempdir().unwrap().keep();
-        Plant::start_in(dir, free_port(), options).await
+        let folder = Arc::new(tempfile::tempdir().unwrap());
+        Plant::start_in(folder, free_port(), options).await
     }
 
-    async fn start_in(dir: PathBuf, port: u16, options: PlantOptions) -> Plant {
+    async fn start_in(folder: Arc<tempfile::TempDir>, port: u16, options: PlantOptions) -> Plant {
+        let dir = folder.path().to_path_buf();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/plant_server.py");
         let mut command = Command::new(python());
         command
@@ -105,6 +108,7 @@ impl Plant {
             endpoint: ready["endpoint"].as_str().unwrap().to_owned(),
             port,
             dir,
+            _folder: folder,
             options,
             child,
             stdin,
@@ -139,13 +143,13 @@ impl Plant {
     pub async fn restart(self) -> Plant {
         let Plant {
             mut child,
-            dir,
+            _folder: folder,
             port,
             options,
             ..
         } = self;
         child.kill().await.unwrap();
-        Plant::start_in(dir, port, options).await
+        Plant::start_in(folder, port, options).await
     }
 
     /// Every value the server ever wrote, as (node id, source time).
@@ -193,10 +197,14 @@ impl Plant {
 /// The historized variables of the plant.
 pub const HISTORIZED: [&str; 4] = ["Temperature", "Speed", "Counter", "Running"];
 
-/// A registry with only the OPC UA connector, and that connector.
+/// A registry with only the OPC UA connector, and that connector. Its client key pair goes to
+/// one temp folder per test process (a static is never dropped, so the few kilobytes stay in
+/// the temp folder; tests of one process share the key pair, as connections of one Millrace
+/// do).
 pub fn registry() -> (Registry, Arc<OpcUaConnector>) {
-    let pki = tempfile::tempdir().unwrap().keep();
-    let connector = Arc::new(OpcUaConnector::new(pki));
+    static PKI: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let pki = PKI.get_or_init(|| tempfile::tempdir().unwrap());
+    let connector = Arc::new(OpcUaConnector::new(pki.path().to_path_buf()));
     let mut registry = Registry::new();
     registry.register(connector.clone());
     (registry, connector)
