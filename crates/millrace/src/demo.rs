@@ -3,8 +3,9 @@
 //! It starts three Maximo sandboxes (in three time zones), a server on embedded SQLite, connects
 //! two customers (one with two Maximo instances), follows the initial syncs, changes records in
 //! a sandbox, runs an incremental sync and shows exactly what changed through the cursor, then
-//! disconnects one connection and shows its token refused and its data kept. It keeps serving
-//! until Ctrl-C and prints what to try.
+//! disconnects one connection and shows its token refused and its data kept. Then it starts an
+//! OPC UA plant in this process and syncs it. It keeps serving until Ctrl-C and prints what to
+//! try.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -231,6 +232,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         credits["used"], credits["total"]
     );
 
+    let (plant, plant_token) = demo_plant(&admin, &args.data_dir).await?;
+
     step("Try it");
     println!("  management key: {admin_key}");
     for instance in &instances {
@@ -249,6 +252,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     );
     println!("  curl -s -H 'Authorization: Bearer {admin_key}' '{base}/v1/connections'");
     println!("  curl -s -H 'Authorization: Bearer {admin_key}' '{base}/v1/credits'");
+    println!(
+        "  curl -s -H 'Authorization: Bearer {plant_token}' '{base}/v1/meter-readings?limit=5'  \
+         (the OPC UA plant at {})",
+        plant.endpoint
+    );
     println!(
         "  change the Acme sandbox (see crates/connectors/ibm_maximo/README.md): {}/_sandbox/os/",
         first.sandbox.base_url.trim_end_matches("/maximo")
@@ -272,12 +280,51 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
 
     if args.exit {
         server.stop().await;
+        plant.stop().await;
         return Ok(());
     }
     println!("\nServing until Ctrl-C.");
     tokio::signal::ctrl_c().await?;
     server.stop().await;
+    plant.stop().await;
     Ok(())
+}
+
+/// Starts the OPC UA demo plant in this process, connects it for Acme, follows its initial
+/// sync and one incremental sync of the values that changed meanwhile (the readings a
+/// subscription collected); returns the plant (to keep it running) and the connection's token.
+async fn demo_plant(
+    admin: &Client,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<(millrace_opcua::demo::DemoPlant, String)> {
+    step("Starting an OPC UA plant in this process: a line of three machines, live values");
+    let plant = millrace_opcua::demo::start("127.0.0.1:0", &data_dir.join("opcua-pki")).await?;
+    println!("  {}", plant.endpoint);
+    let body = json!({
+        "customer_id": "acme-mining",
+        "system": millrace_opcua::SYSTEM_ID,
+        "deployment": "on_premise",
+        "name": "Acme Mining - Line 1 OPC UA",
+        "credentials": plant.credentials,
+        "lookback_days": 30,
+    });
+    let created = admin.post("/v1/connections", Some(body)).await?;
+    let id = created["connection"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let token = created["token"].as_str().unwrap_or_default().to_owned();
+    println!("  acme-mining       Line 1 over OPC UA  {id}");
+    follow_sync(admin, &id, None).await?;
+
+    step("Letting the plant run for three seconds, then an incremental sync");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = newest_run(admin, &id).await?;
+    admin
+        .post(&format!("/v1/connections/{id}/sync"), None)
+        .await?;
+    follow_sync(admin, &id, before.as_deref()).await?;
+    Ok((plant, token))
 }
 
 fn step(title: &str) {

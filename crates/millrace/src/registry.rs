@@ -13,5 +13,6 @@ pub fn registry() -> Registry {
     }
     registry.register(millrace_sap::connector());
     registry.register(millrace_tryton::connector());
+    registry.register(millrace_opcua::connector());
     registry
 }

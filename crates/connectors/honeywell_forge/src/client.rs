@@ -22,6 +22,35 @@ pub struct ForgeSource {
     /// The bearer token; held across a token request so that concurrent requests that meet
     /// an expired token renew it once.
     token: tokio::sync::Mutex<Option<String>>,
+    /// The OPC UA server beneath Forge that meters and readings come from, when named.
+    process: Option<millrace_opcua::source::OpcUaSource>,
+}
+
+/// Reads the OPC UA connection settings from the `opcua_`-prefixed credential fields
+/// (`opcua_endpoint` becomes the OPC UA connector's `endpoint`, and so on); `None` without an
+/// `opcua_endpoint`.
+pub fn process_values_config(
+    credentials: &Credentials,
+) -> Result<Option<millrace_opcua::Config>, ConnectorError> {
+    if credentials.get("opcua_endpoint").is_none() {
+        return Ok(None);
+    }
+    let fields = credentials
+        .fields()
+        .iter()
+        .filter_map(|(name, value)| {
+            name.strip_prefix("opcua_")
+                .map(|name| (name.to_owned(), value.clone()))
+        })
+        .collect();
+    millrace_opcua::Config::from_credentials(&Credentials::new(fields))
+        .map(Some)
+        .map_err(|err| match err {
+            ConnectorError::InvalidCredentials(detail) => {
+                ConnectorError::InvalidCredentials(format!("OPC UA endpoint: {detail}"))
+            }
+            other => other,
+        })
 }
 
 struct Answer {
@@ -57,14 +86,13 @@ impl ForgeSource {
                     "`opcua_endpoint` must be an opc.tcp:// URL".to_owned(),
                 ));
             }
-            // TODO(#5): read process values from this Experion OPC UA endpoint through the
-            // OPC UA connector (issue 5, item 3) once it lands; until then it is only stored.
         }
         let token_url = credentials
             .get("token_url")
             .map(str::to_owned)
             .unwrap_or_else(|| format!("{base_url}/oauth2/token"));
         Ok(ForgeSource {
+            process: None,
             http: SourceHttp::new(RetryPolicy::configured(), read_error)?,
             token_url,
             client_id: credentials.require("client_id")?.to_owned(),
@@ -74,6 +102,12 @@ impl ForgeSource {
             base_url,
             token: tokio::sync::Mutex::new(None),
         })
+    }
+
+    /// Reads meters and meter readings from `process` (the OPC UA server beneath Forge).
+    pub fn with_process_values(mut self, process: millrace_opcua::source::OpcUaSource) -> Self {
+        self.process = Some(process);
+        self
     }
 
     async fn request_token(&self) -> Result<String, ConnectorError> {
@@ -157,10 +191,20 @@ impl ForgeSource {
 #[async_trait::async_trait]
 impl Source for ForgeSource {
     async fn check(&self) -> Result<(), ConnectorError> {
-        self.access_token().await.map(|_| ())
+        self.access_token().await?;
+        match &self.process {
+            Some(process) => process.check().await,
+            None => Ok(()),
+        }
     }
 
     async fn read_page(&self, request: &PageRequest) -> Result<Page, ConnectorError> {
+        if crate::PROCESS_OBJECTS.contains(&request.object) {
+            return match &self.process {
+                Some(process) => process.read_page(request).await,
+                None => Ok(Page::default()),
+            };
+        }
         if !crate::OBJECTS.contains(&request.object) {
             return Err(ConnectorError::Unsupported(request.object.to_string()));
         }
@@ -215,6 +259,12 @@ impl Source for ForgeSource {
         object: ObjectType,
         page: Option<&str>,
     ) -> Result<IdPage, ConnectorError> {
+        if crate::PROCESS_OBJECTS.contains(&object) {
+            return match &self.process {
+                Some(process) => process.list_ids(object, page).await,
+                None => Ok(IdPage::default()),
+            };
+        }
         let collection = self.mapping.collection(object);
         let paging = &self.mapping.paging;
         let mut query = vec![(paging.page_size_param.clone(), "1000".to_owned())];

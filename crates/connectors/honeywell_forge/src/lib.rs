@@ -33,15 +33,21 @@ pub const OBJECTS: [ObjectType; 4] = [
     ObjectType::ProductionOrders,
 ];
 
+/// The object types read from the OPC UA server beneath Forge, when the connection names one
+/// (`opcua_endpoint`); without it their streams stay empty.
+pub const PROCESS_OBJECTS: [ObjectType; 2] = [ObjectType::Meters, ObjectType::MeterReadings];
+
 /// The Honeywell Forge connector.
 pub struct ForgeConnector {
     info: SystemInfo,
+    opcua: millrace_opcua::OpcUaConnector,
 }
 
 /// Returns the connector, for the registry.
 pub fn connector() -> Arc<dyn Connector> {
     Arc::new(ForgeConnector {
         info: system_info(),
+        opcua: millrace_opcua::OpcUaConnector::new(millrace_opcua::default_pki_dir()),
     })
 }
 
@@ -52,7 +58,11 @@ impl Connector for ForgeConnector {
     }
 
     fn open(&self, credentials: &Credentials) -> Result<Box<dyn Source>, ConnectorError> {
-        Ok(Box::new(client::ForgeSource::open(credentials)?))
+        let mut source = client::ForgeSource::open(credentials)?;
+        if let Some(config) = client::process_values_config(credentials)? {
+            source = source.with_process_values(self.opcua.source(config));
+        }
+        Ok(Box::new(source))
     }
 
     async fn start_sandbox(
@@ -94,16 +104,29 @@ fn system_info() -> SystemInfo {
                 "JSON naming the gateway's paths, paging parameters and fields, when they differ \
                  from the defaults (see the connector's README)."),
             field("opcua_endpoint", "Experion OPC UA endpoint (optional)", false, false,
-                "opc.tcp:// URL of the OPC UA server of the Experion system beneath Forge, for \
-                 process values. Accepted and stored; not read yet."),
+                "opc.tcp:// URL of the OPC UA server of the Experion system beneath Forge: \
+                 meters and meter readings are read from it by the OPC UA connector."),
+            field("opcua_username", "OPC UA user name (optional)", false, false,
+                "Leave empty for an anonymous login to the OPC UA endpoint."),
+            field("opcua_password", "OPC UA password (optional)", true, false,
+                "The OPC UA user's password."),
+            field("opcua_security", "OPC UA security (optional)", false, false,
+                "`none` (default) or `basic256sha256`, as the OPC UA connector's `security`."),
+            field("opcua_server_certificate_thumbprint", "OPC UA server thumbprint (optional)",
+                false, false, "With basic256sha256: the server certificate's SHA-1 thumbprint."),
+            field("opcua_browse_root", "OPC UA browse root (optional)", false, false,
+                "Node id below which process variables are browsed; default the Objects folder."),
         ],
         objects: OBJECTS
             .iter()
+            .chain(PROCESS_OBJECTS.iter())
             .map(|object| ObjectSupport {
                 object: *object,
                 read: true,
                 incremental: true,
-                deletes: false,
+                // Meter readings from OPC UA are recorded values, never deleted at the source
+                // (see the opcua connector): nothing to reconcile.
+                deletes: *object == ObjectType::MeterReadings,
                 write: false,
             })
             .collect(),
@@ -111,7 +134,8 @@ fn system_info() -> SystemInfo {
                        enterprise API schemas are partner-gated and not public: the default \
                        paths, paging and field names describe the sandbox, not a real Forge \
                        gateway, and must be mapped per connection. Deletions are found by \
-                       reconciliation. The optional OPC UA endpoint is not read yet."
+                       reconciliation. Meters and readings from the optional OPC UA endpoint are read by the \
+                       OPC UA connector, tested against real OPC UA servers."
             .to_owned(),
     }
 }

@@ -25,11 +25,12 @@ async fn the_seeded_plants_sync_sites_assets_alarms_and_production() {
     )
     .await;
     let index = world.sandbox(SandboxOptions::default()).await;
-    let mut credentials = world.credentials(index);
-    credentials["opcua_endpoint"] = json!("opc.tcp://experion.plant-nord.example:4840");
+    let credentials = world.credentials(index);
     let (id, _token) = world.connect("plant-nord", credentials, 30).await;
     let connection = world.wait_idle(&id).await;
     millrace_compliance::world::assert_all_idle(&connection);
+    // Without an OPC UA endpoint, there are no process values.
+    assert!(world.admin_list_all(&id, "meters").await.is_empty());
 
     assert_eq!(world.admin_list_all(&id, "sites").await.len(), 2);
     let assets = world.admin_list_all(&id, "assets").await;
@@ -72,6 +73,61 @@ async fn the_seeded_plants_sync_sites_assets_alarms_and_production() {
         production.len()
     );
     world.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_values_come_from_the_opcua_endpoint_beneath_forge() {
+    // The OPC UA plant served in-process by async-opcua stands in for the Experion server.
+    let pki = tempfile::tempdir().unwrap();
+    let plant = millrace_opcua::demo::start("127.0.0.1:0", pki.path())
+        .await
+        .unwrap();
+    let mut world = World::start(
+        Backend::Sqlite,
+        registry(),
+        millrace_honeywell_forge::SYSTEM_ID,
+    )
+    .await;
+    let index = world.sandbox(SandboxOptions::default()).await;
+    let mut credentials = world.credentials(index);
+    credentials["opcua_endpoint"] = json!(plant.endpoint);
+    credentials["opcua_browse_root"] = plant.credentials["browse_root"].clone();
+
+    // A wrong OPC UA setting is refused at connect time, naming the OPC UA side.
+    let mut wrong = credentials.clone();
+    wrong["opcua_security"] = json!("aes");
+    let reply = world
+        .admin(
+            Method::POST,
+            "/v1/connections",
+            Some(
+                json!({"customer_id": "plant-nord", "system": "honeywell_forge",
+                        "deployment": "cloud", "credentials": wrong}),
+            ),
+        )
+        .await;
+    reply.assert_problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request");
+    let detail = reply.body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("OPC UA") && detail.contains("security"),
+        "{detail}"
+    );
+
+    let (id, _token) = world.connect("plant-nord", credentials, 30).await;
+    millrace_compliance::world::assert_all_idle(&world.wait_idle(&id).await);
+    assert_eq!(world.admin_list_all(&id, "assets").await.len(), 6);
+    let meters = world.admin_list_all(&id, "meters").await;
+    assert_eq!(meters.len(), 12, "four variables on each of three machines");
+    let readings = world.admin_list_all(&id, "meter-readings").await;
+    assert!(
+        readings.len() >= 12,
+        "each variable's current value at least"
+    );
+    assert!(readings.iter().all(|reading| meters
+        .iter()
+        .any(|meter| meter["id"] == reading["meter"]["id"])));
+    world.finish().await;
+    plant.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
