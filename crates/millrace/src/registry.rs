@@ -8,5 +8,6 @@ pub fn registry() -> Registry {
     registry.register(millrace_ibm_maximo::connector());
     registry.register(millrace_trackwise::connector());
     registry.register(millrace_honeywell_forge::connector());
+    registry.register(millrace_sparkplug::connector());
     registry
 }

@@ -28,7 +28,8 @@ pub struct BrokerConfig {
     pub groups: Vec<String>,
     /// Edge node ids to subscribe to; empty means every node.
     pub edge_nodes: Vec<String>,
-    /// A digest of every credential field: one subscriber and one journal per distinct value.
+    /// A digest of the credential fields but the secrets: one subscriber and one journal per
+    /// distinct value.
     pub fingerprint: String,
 }
 
@@ -142,8 +143,13 @@ impl BrokerConfig {
         let groups = list("group_ids")?;
         let edge_nodes = list("edge_node_ids")?;
 
+        // The secrets stay out of the digest: it names the session on the broker and the
+        // journal file, and a new password must resume the same session.
         let fingerprint = {
-            let canonical = serde_json::to_vec(credentials.fields()).unwrap_or_default();
+            let mut identity = credentials.fields().clone();
+            identity.remove("password");
+            identity.remove("client_key_pem");
+            let canonical = serde_json::to_vec(&identity).unwrap_or_default();
             hex::encode(Sha256::digest(&canonical))
         };
         let client_id = match credentials.get("client_id") {
@@ -362,6 +368,13 @@ mod tests {
         assert!(!config.accepts("Plant1", "line-b"));
         let again = BrokerConfig::from_credentials(&creds).unwrap();
         assert_eq!(config.client_id, again.client_id);
+        let mut rotated = creds.fields().clone();
+        rotated.insert("password".into(), "new secret".into());
+        let rotated = BrokerConfig::from_credentials(&Credentials::new(rotated)).unwrap();
+        assert_eq!(
+            rotated.client_id, config.client_id,
+            "a new password resumes the session"
+        );
         assert!(config.client_id.len() <= 23, "{}", config.client_id);
     }
 

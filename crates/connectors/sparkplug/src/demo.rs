@@ -267,8 +267,8 @@ impl EdgeNode {
             Some("filler"),
             Self::metrics(&FILLER_METRICS, self.tick, false),
         );
-        // The capper stops for a while each minute of ticks, as a jam would stop it.
-        match (self.tick % 60, self.capper_online) {
+        // The capper stops for four ticks in every twenty, as a jam would stop it.
+        match (self.tick % 20, self.capper_online) {
             (5, true) => {
                 self.capper_online = false;
                 self.send("DDEATH", Some("capper"), Vec::new());

@@ -435,3 +435,151 @@ pub fn millis(ms: u64) -> Option<DateTime<Utc>> {
         .ok()
         .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::{datatype, Metric, Value};
+
+    fn topic(text: &str) -> Topic {
+        Topic::parse(text).unwrap().unwrap()
+    }
+
+    fn metric(name: Option<&str>, alias: u64, value: f64) -> Metric {
+        Metric {
+            name: name.map(str::to_owned),
+            alias: Some(alias),
+            timestamp: Some(1_000),
+            datatype: name.map(|_| datatype::DOUBLE),
+            value: Some(Value::Double(value)),
+            ..Metric::default()
+        }
+    }
+
+    fn bd_seq(value: u64) -> Metric {
+        Metric {
+            name: Some(proto::BD_SEQ_METRIC.to_owned()),
+            datatype: Some(datatype::INT64),
+            value: Some(Value::Long(value)),
+            ..Metric::default()
+        }
+    }
+
+    fn payload(seq: Option<u64>, metrics: Vec<Metric>) -> Vec<u8> {
+        proto::encode(&Payload {
+            timestamp: Some(2_000),
+            seq,
+            metrics,
+            ..Payload::default()
+        })
+    }
+
+    /// Feeds one message and keeps its state, as the subscriber does after a commit.
+    fn feed(ingest: &mut Ingest, topic_text: &str, bytes: &[u8]) -> Outcome {
+        let mut outcome = ingest.handle(&topic(topic_text), bytes, Utc::now());
+        ingest.commit(&mut outcome.batch);
+        outcome
+    }
+
+    fn ids(outcome: &Outcome, object: &str) -> Vec<String> {
+        let records = outcome.batch.records.iter();
+        records
+            .filter(|r| r.object == object)
+            .map(|r| r.remote_id.clone())
+            .collect()
+    }
+
+    #[test]
+    fn births_define_aliases_data_uses_them_and_gaps_ask_for_a_rebirth() {
+        let mut ingest = Ingest::default();
+        let birth = payload(Some(0), vec![metric(Some("Speed"), 1, 5.0), bd_seq(3)]);
+        let born = feed(&mut ingest, "spBv1.0/g/NBIRTH/n", &birth);
+        assert_eq!(ids(&born, "assets"), ["g/n"]);
+        assert_eq!(ids(&born, "meters"), ["g/n#Speed"]);
+        assert_eq!(ids(&born, "meter-readings"), ["g/n#Speed@1000"]);
+
+        let data = payload(Some(1), vec![metric(None, 1, 6.0)]);
+        let read = feed(&mut ingest, "spBv1.0/g/NDATA/n", &data);
+        assert!(read.rebirth.is_none() && read.batch.rejections.is_empty());
+        let reading = &read.batch.records[0];
+        assert_eq!(reading.body.fields["value"], 6.0);
+
+        // The same message again (a redelivery) is no gap.
+        assert!(feed(&mut ingest, "spBv1.0/g/NDATA/n", &data)
+            .rebirth
+            .is_none());
+
+        let gap = payload(Some(3), vec![metric(None, 1, 7.0)]);
+        let after_gap = feed(&mut ingest, "spBv1.0/g/NDATA/n", &gap);
+        assert_eq!(after_gap.rebirth.unwrap().0, "spBv1.0/g/NCMD/n");
+        assert_eq!(
+            after_gap.batch.records.len(),
+            1,
+            "the data after a gap is kept"
+        );
+
+        let unknown = payload(Some(4), vec![metric(None, 9, 1.0)]);
+        let rejected = feed(&mut ingest, "spBv1.0/g/NDATA/n", &unknown);
+        assert!(rejected.batch.rejections[0].reason.contains("alias 9"));
+        assert!(rejected.rebirth.is_some());
+    }
+
+    #[test]
+    fn deaths_open_downtimes_only_for_the_current_session_and_births_end_them() {
+        let mut ingest = Ingest::default();
+        let birth = payload(Some(0), vec![metric(Some("Speed"), 1, 5.0), bd_seq(3)]);
+        feed(&mut ingest, "spBv1.0/g/NBIRTH/n", &birth);
+        let device_birth = payload(Some(1), vec![metric(Some("Temp"), 2, 20.0)]);
+        feed(&mut ingest, "spBv1.0/g/DBIRTH/n/d", &device_birth);
+
+        // A late will of an older session is ignored and asks for a rebirth.
+        let stale = feed(
+            &mut ingest,
+            "spBv1.0/g/NDEATH/n",
+            &payload(None, vec![bd_seq(2)]),
+        );
+        assert!(ids(&stale, "asset-downtimes").is_empty());
+        assert!(stale.rebirth.is_some());
+
+        let death = feed(
+            &mut ingest,
+            "spBv1.0/g/NDEATH/n",
+            &payload(None, vec![bd_seq(3)]),
+        );
+        let mut downtimes = ids(&death, "asset-downtimes");
+        downtimes.sort();
+        assert_eq!(downtimes, ["g/n/d@2000", "g/n@2000"]);
+
+        // Data from a dead node cannot be read.
+        let orphan = feed(&mut ingest, "spBv1.0/g/NDATA/n", &payload(Some(2), vec![]));
+        assert!(orphan.batch.rejections[0].reason.contains("no birth"));
+
+        let reborn = feed(&mut ingest, "spBv1.0/g/NBIRTH/n", &birth);
+        let ended: Vec<_> = reborn
+            .batch
+            .records
+            .iter()
+            .filter(|r| r.object == "asset-downtimes")
+            .collect();
+        assert_eq!(
+            ended.len(),
+            1,
+            "the node's downtime ends; the device's waits for its DBIRTH"
+        );
+        assert_eq!(ended[0].remote_id, "g/n@2000");
+        assert!(!ended[0].body.fields["ended_at"].is_null());
+        let device_back = feed(&mut ingest, "spBv1.0/g/DBIRTH/n/d", &device_birth);
+        assert_eq!(ids(&device_back, "asset-downtimes"), ["g/n/d@2000"]);
+    }
+
+    #[test]
+    fn a_malformed_payload_is_a_rejection_not_a_failure() {
+        let ingest = Ingest::default();
+        let outcome = ingest.handle(&topic("spBv1.0/g/NDATA/n"), b"\xff\xff", Utc::now());
+        assert_eq!(outcome.batch.rejections.len(), 1);
+        assert!(
+            outcome.batch.node.is_none(),
+            "the node's state is untouched"
+        );
+    }
+}

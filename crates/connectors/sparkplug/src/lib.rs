@@ -140,7 +140,7 @@ fn system_info() -> SystemInfo {
                 false,
                 false,
                 "The MQTT client id of Millrace's persistent session; by default derived from \
-                 these credentials. The broker queues messages for it while Millrace is away.",
+                 the other fields. The broker queues messages for it while Millrace is away.",
             ),
             field(
                 "group_ids",

@@ -157,6 +157,7 @@ impl Hub {
             if !existing.is_finished() {
                 return Ok(existing.clone());
             }
+            // It stopped (its login was refused): start again, with these credentials' secrets.
             existing.journal.close().await;
         }
         let path = self
