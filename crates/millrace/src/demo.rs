@@ -311,7 +311,10 @@ async fn sync_sparkplug_plant(
         "sync_interval_seconds": 60,
     });
     let created = admin.post("/v1/connections", Some(body)).await?;
-    let id = created["connection"]["id"].as_str().unwrap_or_default().to_owned();
+    let id = created["connection"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let token = created["token"].as_str().unwrap_or_default().to_owned();
     println!("  {id}: the subscriber holds a persistent session; the first sync finds the node");
     follow_sync(admin, &id, None).await?;
