@@ -321,6 +321,8 @@ async fn sync_sparkplug_plant(
 
     // The edge node was born before Millrace subscribed; its data brought a rebirth request.
     tokio::time::sleep(Duration::from_secs(4)).await;
+    println!("  the line was running before Millrace subscribed: its first messages could not be");
+    println!("  read without its birth certificate, so Millrace asked it to rebirth (the warning)");
     let line = admin.with_key(&token);
     let before = newest_run(admin, &id).await?;
     line.post("/v1/connection/sync", None).await?;

@@ -198,9 +198,10 @@ fn system_info() -> SystemInfo {
         verification: "Tested against a real Mosquitto broker with the Python pysparkplug \
                        package (its Sparkplug B encoding, over paho-mqtt) as the edge node: \
                        births, aliases, data, deaths, seq gaps answered by rebirth, restarts of \
-                       Millrace and of the broker, wrong passwords. TLS options are unit-tested \
-                       for their parsing only, not against a TLS broker. Data sets, templates \
-                       and arrays are not read."
+                       Millrace and of the broker, wrong passwords; and with the demo's \
+                       embedded rumqttd broker. TLS (private CA, client certificate, \
+                       skipped verification) against a Mosquitto TLS listener. Data sets, \
+                       templates and arrays are not read."
             .to_owned(),
     }
 }

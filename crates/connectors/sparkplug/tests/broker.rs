@@ -559,3 +559,64 @@ async fn wrong_credentials_and_an_unreachable_broker_fail_at_connect_and_create_
     assert_eq!(right.status, StatusCode::CREATED, "{}", right.body);
     world.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_private_ca_and_a_client_certificate() {
+    let broker = Mosquitto::start_tls().await;
+    let journals = tempfile::tempdir().unwrap();
+    let (world, _connector) = support::world(journals.path()).await;
+    let url = format!("mqtts://localhost:{}", broker.port);
+    let (ca, cert, key) = (
+        broker.tls_file("ca.pem"),
+        broker.tls_file("client.pem"),
+        broker.tls_file("client.key"),
+    );
+    let attempt = |credentials: Value| {
+        let body = json!({
+            "customer_id": "acme", "system": millrace_sparkplug::SYSTEM_ID,
+            "deployment": "cloud", "credentials": credentials,
+        });
+        let world = &world;
+        async move {
+            world
+                .admin(Method::POST, "/v1/connections", Some(body))
+                .await
+        }
+    };
+
+    // The public web roots do not know the test CA: verification is on by default.
+    let untrusted = attempt(json!({
+        "broker_url": url, "client_cert_pem": cert, "client_key_pem": key,
+    }))
+    .await;
+    untrusted.assert_problem(StatusCode::BAD_GATEWAY, "source_unreachable");
+    let detail = untrusted.body["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("TLS") && detail.contains("localhost"),
+        "{detail}"
+    );
+
+    // The broker requires a client certificate.
+    let anonymous = attempt(json!({"broker_url": url, "ca_pem": ca})).await;
+    anonymous.assert_problem(StatusCode::BAD_GATEWAY, "source_unreachable");
+
+    // Skipping verification is possible, explicitly.
+    let skipped = attempt(json!({
+        "broker_url": url, "tls_insecure_skip_verify": "true",
+        "client_cert_pem": cert, "client_key_pem": key,
+    }))
+    .await;
+    assert_eq!(skipped.status, StatusCode::CREATED, "{}", skipped.body);
+
+    // The CA and the client certificate: connected, and the subscriber syncs over TLS.
+    let trusted = attempt(json!({
+        "broker_url": url, "ca_pem": ca, "client_cert_pem": cert, "client_key_pem": key,
+        "group_ids": "plant",
+    }))
+    .await;
+    assert_eq!(trusted.status, StatusCode::CREATED, "{}", trusted.body);
+    let id = trusted.body["connection"]["id"].as_str().unwrap();
+    let connection = world.wait_idle(id).await;
+    millrace_compliance::world::assert_all_idle(&connection);
+    world.finish().await;
+}

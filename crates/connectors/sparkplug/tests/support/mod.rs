@@ -48,6 +48,22 @@ pub struct Mosquitto {
 impl Mosquitto {
     /// Starts a broker; with `user`, only that login (and password) is accepted.
     pub async fn start(user: Option<(&str, &str)>) -> Mosquitto {
+        Mosquitto::start_with(user, false).await
+    }
+
+    /// Starts a TLS-only broker whose certificates (a test CA, a server certificate for
+    /// `localhost`, a client certificate) are made with `openssl`; it requires a client
+    /// certificate signed by its CA. [`Mosquitto::tls_file`] reads them.
+    pub async fn start_tls() -> Mosquitto {
+        Mosquitto::start_with(None, true).await
+    }
+
+    /// Returns a PEM file the TLS broker was made with: `ca.pem`, `client.pem`, `client.key`.
+    pub fn tls_file(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap()
+    }
+
+    async fn start_with(user: Option<(&str, &str)>, tls: bool) -> Mosquitto {
         let dir = tempfile::tempdir().unwrap();
         // Started as root, mosquitto drops to its own user, which must write its persistence
         // file and log here.
@@ -81,6 +97,16 @@ impl Mosquitto {
                 ));
             }
             None => conf.push_str("allow_anonymous true\n"),
+        }
+        if tls {
+            make_certificates(dir.path());
+            let file = |name: &str| dir.path().join(name).display().to_string();
+            conf.push_str(&format!(
+                "cafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\n",
+                file("ca.pem"),
+                file("server.pem"),
+                file("server.key"),
+            ));
         }
         std::fs::write(dir.path().join("mosquitto.conf"), conf).unwrap();
         let mut broker = Mosquitto {
@@ -141,6 +167,68 @@ impl Mosquitto {
     pub fn url(&self) -> String {
         format!("mqtt://127.0.0.1:{}", self.port)
     }
+}
+
+/// Makes a CA, a server certificate for `localhost` and a client certificate in `dir`.
+fn make_certificates(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        let output = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl is needed for the TLS test");
+        assert!(output.status.success(), "openssl {args:?}: {output:?}");
+    };
+    let new_key = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Millrace test CA",
+    ];
+    ca.extend(new_key);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
+    openssl(&ca);
+    // Extensions make version 3 certificates, the only kind webpki accepts.
+    std::fs::write(dir.join("server.ext"), "subjectAltName=DNS:localhost\n").unwrap();
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for (name, subject) in [("server", "/CN=localhost"), ("client", "/CN=millrace")] {
+        let (key, csr, pem) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.pem"),
+        );
+        let mut request = vec!["req", "-subj", subject];
+        request.extend(new_key);
+        request.extend(["-keyout", &key, "-out", &csr]);
+        openssl(&request);
+        let mut sign = vec![
+            "x509", "-req", "-in", &csr, "-CA", "ca.pem", "-CAkey", "ca.key",
+        ];
+        let ext = format!("{name}.ext");
+        sign.extend([
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &pem,
+            "-extfile",
+            &ext,
+        ]);
+        openssl(&sign);
+    }
+    // Mosquitto reads its key after dropping to its own user.
+    use std::os::unix::fs::PermissionsExt;
+    let readable = std::fs::Permissions::from_mode(0o644);
+    std::fs::set_permissions(dir.join("server.key"), readable).unwrap();
 }
 
 /// The `pysparkplug` edge node of `tests/support/edge_node.py`.
