@@ -293,11 +293,20 @@ impl Worker {
                             self.status.send_replace(Status::Refused(message));
                             return;
                         }
-                        tracing::debug!(
-                            client_id = %self.config.client_id,
-                            error = %message,
-                            "broker connection lost"
-                        );
+                        // Said once when a working connection breaks; the retries are detail.
+                        if *self.status.borrow() == Status::Connected {
+                            tracing::warn!(
+                                client_id = %self.config.client_id,
+                                error = %message,
+                                "broker connection lost; reconnecting"
+                            );
+                        } else {
+                            tracing::debug!(
+                                client_id = %self.config.client_id,
+                                error = %message,
+                                "broker still unreachable"
+                            );
+                        }
                         self.status.send_replace(Status::Disconnected {
                             ever_connected,
                             error: message,
