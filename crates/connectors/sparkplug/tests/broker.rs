@@ -620,3 +620,48 @@ async fn tls_with_a_private_ca_and_a_client_certificate() {
     millrace_compliance::world::assert_all_idle(&connection);
     world.finish().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_during_a_paged_read_resumes_with_every_reading_once() {
+    let broker = Mosquitto::start(None).await;
+    let journals = tempfile::tempdir().unwrap();
+    let (mut world, connector) = support::world(journals.path()).await;
+    let mut edge = EdgeNode::spawn();
+    let credentials = json!({"broker_url": broker.url()});
+    let (id, token) = connect_and_learn_the_node(&world, &broker, &mut edge, credentials).await;
+
+    // More readings than three pages (the test engine reads 100 per page).
+    const COUNT: i64 = 320;
+    let base = base_ms() - COUNT * 1000;
+    for i in 0..COUNT {
+        edge.publish(None, speed(i as f64, base + i * 1000), 1)
+            .await;
+    }
+    // Ask for a sync and stop Millrace as kill -9 would, whatever page it is on.
+    let reply = world
+        .admin(Method::POST, &format!("/v1/connections/{id}/sync"), None)
+        .await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    world.crash().await;
+    connector.shutdown().await;
+
+    world.boot_again().await;
+    let readings = sync_until(&world, &id, &token, "meter-readings", |r| {
+        r.iter()
+            .any(|r| r["remote_id"] == speed_id(base + (COUNT - 1) * 1000))
+    })
+    .await;
+    let speeds: Vec<(String, f64)> = readings_of(&readings, "#Speed")
+        .into_iter()
+        .filter(|(id, _)| in_range(id, base, COUNT))
+        .collect();
+    let mut expected: Vec<(String, f64)> = (0..COUNT)
+        .map(|i| (speed_id(base + i * 1000), i as f64))
+        .collect();
+    expected.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(speeds, expected, "every reading once after the crash");
+
+    edge.quit().await;
+    world.finish().await;
+}
