@@ -22,7 +22,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use millrace_connector::{Connector, ConnectorError, Credentials, Source};
+use millrace_connector::{
+    Connector, ConnectorError, Credentials, RunningSandbox, SandboxOptions, Source,
+};
 use millrace_model::{
     CredentialField, CreditCost, ObjectSupport, ObjectType, SystemCategory, SystemInfo,
 };
@@ -92,6 +94,25 @@ impl Connector for SparkplugConnector {
             self.hub.clone(),
             credentials,
         )?))
+    }
+
+    /// Starts the demo plant as this system's sandbox: an embedded broker on
+    /// `options.listen` and an edge node publishing a bottling line twice a second.
+    async fn start_sandbox(
+        &self,
+        options: SandboxOptions,
+    ) -> Result<Option<RunningSandbox>, ConnectorError> {
+        let listen = options.listen.parse().map_err(|err| {
+            ConnectorError::Sandbox(format!("`{}` is not an address: {err}", options.listen))
+        })?;
+        let plant = demo::start(listen, Duration::from_millis(500)).await?;
+        Ok(Some(RunningSandbox {
+            system: SYSTEM_ID.to_owned(),
+            base_url: plant.broker_url,
+            credentials: plant.credentials,
+            task: plant.edge_node,
+            shutdown: plant.shutdown,
+        }))
     }
 
     /// The journal's change stamps are unique and commit in order, so a read needs no

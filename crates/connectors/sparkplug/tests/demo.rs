@@ -5,6 +5,7 @@ mod support;
 
 use std::time::Duration;
 
+use millrace_connector::SandboxOptions;
 use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -14,9 +15,17 @@ async fn the_demo_plant_is_synced_with_assets_meters_readings_and_a_downtime() {
             .await
             .unwrap();
     let journals = tempfile::tempdir().unwrap();
-    let (world, _connector) = support::world(journals.path()).await;
+    let (mut world, _connector) = support::world(journals.path()).await;
     let (id, token) = world.connect("demo", plant.credentials.clone(), 30).await;
     world.wait_idle(&id).await;
+
+    // `millrace sandbox mqtt_sparkplug_b` serves the same plant, with credentials that connect.
+    let sandbox = world.sandbox(SandboxOptions::default()).await;
+    assert!(world.sandbox_url(sandbox).starts_with("mqtt://127.0.0.1:"));
+    let (other, _) = world
+        .connect("sandbox", world.credentials(sandbox), 30)
+        .await;
+    millrace_compliance::world::assert_all_idle(&world.wait_idle(&other).await);
 
     // The node was born before Millrace subscribed: its data brings a rebirth, then the
     // line, its two devices and their eight metrics are known.
