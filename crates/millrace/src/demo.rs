@@ -89,6 +89,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         sandboxes.push(sandbox);
     }
 
+    let line = start_sparkplug_plant(&args).await?;
+
     step("Starting Millrace on embedded SQLite");
     if args.data_dir.exists() {
         std::fs::remove_dir_all(&args.data_dir)
@@ -233,6 +235,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     );
 
     let (plant, plant_token) = demo_plant(&admin, &args.data_dir).await?;
+    let line_token = sync_sparkplug_plant(&admin, &line).await?;
 
     step("Try it");
     println!("  management key: {admin_key}");
@@ -245,6 +248,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!(
         "  curl -s -H 'Authorization: Bearer {}' '{base}/v1/work-orders?limit=5'",
         first.token
+    );
+    println!(
+        "  curl -s -H 'Authorization: Bearer {line_token}' '{base}/v1/meter-readings?limit=5'"
     );
     println!(
         "  curl -s -H 'Authorization: Bearer {}' '{base}/v1/connection'",
@@ -325,6 +331,80 @@ async fn demo_plant(
         .await?;
     follow_sync(admin, &id, before.as_deref()).await?;
     Ok((plant, token))
+}
+
+/// Starts the demo bottling line: an MQTT broker embedded in this process and a Sparkplug B
+/// edge node publishing to it twice a second. Its connection's journal goes to the demo's
+/// data folder.
+async fn start_sparkplug_plant(
+    args: &DemoArgs,
+) -> anyhow::Result<millrace_sparkplug::demo::DemoPlant> {
+    step("Starting a bottling line that speaks MQTT Sparkplug B (embedded broker and edge node)");
+    // Read when the connector first journals, after this point; nothing else reads it.
+    std::env::set_var(
+        millrace_sparkplug::JOURNAL_DIR_ENV,
+        args.data_dir.join("sparkplug"),
+    );
+    let listen = "127.0.0.1:0".parse().expect("a valid address");
+    let plant = millrace_sparkplug::demo::start(listen, Duration::from_millis(500)).await?;
+    println!(
+        "  broker {}, group {}, edge node {} with devices filler and capper",
+        plant.broker_url,
+        millrace_sparkplug::demo::GROUP,
+        millrace_sparkplug::demo::EDGE_NODE
+    );
+    Ok(plant)
+}
+
+/// Connects Acme's bottling line, follows its initial sync, lets it publish a few seconds and
+/// syncs again; shows what arrived. Returns the connection's token.
+async fn sync_sparkplug_plant(
+    admin: &Client,
+    plant: &millrace_sparkplug::demo::DemoPlant,
+) -> anyhow::Result<String> {
+    step("Connecting Acme's bottling line over MQTT Sparkplug B");
+    let body = json!({
+        "customer_id": "acme-mining",
+        "system": millrace_sparkplug::SYSTEM_ID,
+        "deployment": "on_premise",
+        "name": "Acme Mining - Bottling line (Sparkplug B)",
+        "credentials": plant.credentials,
+        "lookback_days": 30,
+        "sync_interval_seconds": 60,
+    });
+    let created = admin.post("/v1/connections", Some(body)).await?;
+    let id = created["connection"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let token = created["token"].as_str().unwrap_or_default().to_owned();
+    println!("  {id}: the subscriber holds a persistent session; the first sync finds the node");
+    follow_sync(admin, &id, None).await?;
+
+    // The edge node was born before Millrace subscribed; its data brought a rebirth request.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    println!("  the line was running before Millrace subscribed: its first messages could not be");
+    println!("  read without its birth certificate, so Millrace asked it to rebirth (the warning)");
+    let line = admin.with_key(&token);
+    let before = newest_run(admin, &id).await?;
+    line.post("/v1/connection/sync", None).await?;
+    follow_sync(admin, &id, before.as_deref()).await?;
+    for object in ["assets", "meters", "meter-readings", "asset-downtimes"] {
+        let page = line.get(&format!("/v1/{object}?limit=1000")).await?;
+        let count = page["data"].as_array().map_or(0, Vec::len);
+        let more = if page["has_more"] == true { "+" } else { "" };
+        println!("  {object:<16} {count}{more}");
+    }
+    let readings = line.get("/v1/meter-readings?limit=1000").await?;
+    if let Some(reading) = readings["data"].as_array().and_then(|data| data.last()) {
+        println!(
+            "  latest: {} = {} at {}",
+            reading["meter"]["remote_id"].as_str().unwrap_or_default(),
+            reading["value"],
+            reading["read_at"].as_str().unwrap_or_default()
+        );
+    }
+    Ok(token)
 }
 
 fn step(title: &str) {

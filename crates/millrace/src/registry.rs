@@ -14,5 +14,6 @@ pub fn registry() -> Registry {
     registry.register(millrace_sap::connector());
     registry.register(millrace_tryton::connector());
     registry.register(millrace_opcua::connector());
+    registry.register(millrace_sparkplug::connector());
     registry
 }
