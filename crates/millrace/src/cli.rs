@@ -92,6 +92,8 @@ impl Command {
     pub fn default_log_level(&self) -> &'static str {
         match self {
             Command::Serve(_) => "info,sqlx=warn,tower_http=warn",
+            // The demo's embedded MQTT broker logs every client that leaves as an error.
+            Command::Demo(_) | Command::Sandbox(_) => "warn,rumqttd=off",
             _ => "warn",
         }
     }
