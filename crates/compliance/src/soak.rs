@@ -78,6 +78,39 @@ impl SoakReport {
 /// What the polling client knows of one record: its marker and whether it is deleted.
 type Seen = HashMap<String, (Option<String>, bool)>;
 
+/// A short soak for a connector's own test suite: runs `soak` for `duration`, prints the report
+/// and fails unless the workload did something (creates and syncs) and ended with no mismatch.
+pub async fn assert_short_soak(
+    subject: &dyn Subject,
+    backend: Backend,
+    seed: u64,
+    duration: Duration,
+) {
+    let report = soak(
+        subject,
+        &SoakOptions {
+            duration,
+            seed,
+            backend,
+        },
+    )
+    .await;
+    println!("{}", report.render());
+    assert!(report.iterations > 0, "{report:?}");
+    assert!(
+        report.operations.get("create").copied().unwrap_or(0) > 0,
+        "{report:?}"
+    );
+    assert!(
+        report
+            .operations
+            .keys()
+            .any(|kind| kind.starts_with("sync")),
+        "{report:?}"
+    );
+    assert!(report.mismatches.is_empty(), "{}", report.render());
+}
+
 /// Runs a soak of `subject` and reports it.
 pub async fn soak(subject: &dyn Subject, options: &SoakOptions) -> SoakReport {
     let mut bench = Bench::start(subject, options.backend, 7, None).await;
