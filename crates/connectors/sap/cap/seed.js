@@ -18,6 +18,20 @@
 // - each replacement order (PM02) with a cost has a purchase order (4500000000 plus the row
 //   number) with one item for its part at that cost, from supplier 0000100001, O&K; that the
 //   parts were bought from the maker is an assumption the export does not state.
+//
+// Measuring points and measurement documents come from a second public data set, AI4I 2020
+// (Matzka 2020, `ai4i2020` in the shared data folder, CC BY 4.0): synthetic process values of
+// a milling machine, not measurements of these excavators, which no public data set has. They
+// stand in for the process series a real system would hold:
+//
+// - each excavator gets two measuring points, 1000 + 10 × its number (A is 1) + 1 for a
+//   temperature gauge in K and + 2 for a torque gauge in NM, created 2001-07-01 and last
+//   changed on the (shifted) day the equipment was; none is a counter;
+// - each excavator takes the next 12 rows of the file in UDI order (A rows 1-12, B 13-24, ...):
+//   row k gives one measurement document per point, the row's `Process temperature [K]` and
+//   `Torque [Nm]`, read at 06:00 UTC on the day 11 - k days before yesterday (the data set has
+//   no times), by user SENSOR, with the text `AI4I UDI <n>`; documents are numbered from
+//   100001 in that order.
 
 const fs = require('node:fs')
 const path = require('node:path')
@@ -197,12 +211,70 @@ async function load({ dataDir, assets, maxOrders }) {
   if (purchaseOrders.length) await INSERT.into('s4.PurchaseOrders').entries(purchaseOrders)
   if (purchaseItems.length) await INSERT.into('s4.PurchaseOrderItems').entries(purchaseItems)
 
+  await loadMeasurements({ dataDir, assets, plantChanged: equipment[0] && equipment[0].LastChangeDateTime })
+
   await INSERT.into('s4.FunctionalLocations').entries([...locations.values()])
   await INSERT.into('s4.Equipments').entries(equipment)
   if (orders.length) await INSERT.into('s4.MaintenanceOrders').entries(orders)
   if (operations.length) await INSERT.into('s4.MaintenanceOrderOperations').entries(operations)
   if (notifications.length) await INSERT.into('s4.MaintenanceNotifications').entries(notifications)
   cds.log('seed').info(`loaded ${orders.length} orders of excavators ${assets.join(',')} into plant ${p}`)
+}
+
+/** Readings per measuring point, taken from consecutive rows of AI4I 2020. */
+const READINGS_PER_POINT = 12
+
+/** Measuring points of the excavators and their readings from AI4I 2020 (see the top). */
+async function loadMeasurements({ dataDir, assets, plantChanged }) {
+  if (!assets.length) return
+  const file = path.join(dataDir, 'ai4i2020', 'ai4i2020.csv')
+  const [header, ...rows] = fs.readFileSync(file, 'utf8').split(/\r?\n/)
+    .filter((line) => line.length > 0)
+    .map((line) => line.split(','))
+  const column = (name) => {
+    const index = header.indexOf(name)
+    if (index < 0) throw new Error(`${file} has no column ${name}`)
+    return index
+  }
+  const udi = column('UDI')
+  const gauges = [
+    { offset: 1, description: 'Process temperature', unit: 'K', column: column('Process temperature [K]') },
+    { offset: 2, description: 'Torque', unit: 'NM', column: column('Torque [Nm]') },
+  ]
+  const changedDay = (plantChanged || new Date().toISOString()).slice(0, 10)
+  const yesterday = (Math.floor(Date.now() / 86400000) - 1) * 86400000
+  const points = []
+  const documents = []
+  for (const asset of assets) {
+    const index = 'ABCDE'.indexOf(asset)
+    const equipment = String(10000000 + 1 + index)
+    for (const gauge of gauges) {
+      points.push({
+        MeasuringPoint: String(1000 + 10 * (index + 1) + gauge.offset),
+        MeasuringPointDescription: gauge.description, MeasuringPointCategory: 'M',
+        MeasurementRangeUnit: gauge.unit, Equipment: equipment,
+        FunctionalLocation: `${plant()}-EXC-${asset}`, CreationDate: '2001-07-01',
+        LastChangeDate: changedDay,
+      })
+    }
+    for (let k = 0; k < READINGS_PER_POINT; k++) {
+      const row = rows[index * READINGS_PER_POINT + k]
+      const day = dateOnly(new Date(yesterday - (READINGS_PER_POINT - 1 - k) * 86400000))
+      for (const gauge of gauges) {
+        documents.push({
+          MeasuringPoint: String(1000 + 10 * (index + 1) + gauge.offset),
+          MsmtRdngDate: day, MsmtRdngTime: '06:00:00',
+          MeasurementReadingInEntryUoM: Number(row[gauge.column]),
+          MeasurementReadingEntryUoM: gauge.unit, MsmtRdngByUser: 'SENSOR',
+          MeasurementDocumentText: `AI4I UDI ${row[udi]}`,
+        })
+      }
+    }
+  }
+  // Numbered in the order pushed: by excavator, reading day, then point.
+  documents.forEach((document, n) => { document.MeasurementDocument = String(100001 + n) })
+  await INSERT.into('s4.MeasuringPoints').entries(points)
+  await INSERT.into('s4.MeasurementDocuments').entries(documents)
 }
 
 module.exports = { load, loadPlants, parseCsv }

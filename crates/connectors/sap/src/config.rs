@@ -55,7 +55,7 @@ pub struct ObjectSpec {
 }
 
 /// The object types this connector reads and the standard API behind each.
-pub const OBJECTS: [ObjectSpec; 7] = [
+pub const OBJECTS: [ObjectSpec; 9] = [
     ObjectSpec {
         object: ObjectType::Sites,
         service: "API_PLANT_SRV",
@@ -218,6 +218,56 @@ pub const OBJECTS: [ObjectSpec; 7] = [
             "PurchasingDocumentDeletionCode",
             "CreationDate",
             "LastChangeDateTime",
+        ],
+    },
+    // Measuring points carry a change date but no change time: the set is read whole.
+    ObjectSpec {
+        object: ObjectType::Meters,
+        service: "API_MEASURINGPOINT",
+        v4_service: "api_measuringpoint/srvd_a2x/sap/measuringpoint/0001",
+        entity_set: "MeasuringPoint",
+        keys: &["MeasuringPoint"],
+        current_row: None,
+        change_field: None,
+        expand: None,
+        select: &[
+            "MeasuringPoint",
+            "MeasuringPointDescription",
+            "MeasuringPointCategory",
+            "MeasuringPointIsCounter",
+            "MeasurementRangeUnit",
+            "Equipment",
+            "FunctionalLocation",
+            "MeasuringPointPositionNumber",
+            "MeasuringPointIsInactive",
+            "MultiLevelDeletionLogicStatus",
+            "CreationDate",
+            "LastChangeDate",
+        ],
+    },
+    // Measurement documents are not changed once posted, only reversed, and carry no change
+    // time: the set is read whole.
+    ObjectSpec {
+        object: ObjectType::MeterReadings,
+        service: "API_MEASUREMENTDOCUMENT",
+        v4_service: "api_measurementdocument/srvd_a2x/sap/measurementdocument/0001",
+        entity_set: "MeasurementDocument",
+        keys: &["MeasurementDocument"],
+        current_row: None,
+        change_field: None,
+        expand: None,
+        select: &[
+            "MeasurementDocument",
+            "MeasuringPoint",
+            "MsmtRdngDate",
+            "MsmtRdngTime",
+            "MeasurementReadingInEntryUoM",
+            "MeasurementReadingEntryUoM",
+            "MeasurementCounterReading",
+            "MsmtValuationCode",
+            "MeasurementDocumentText",
+            "MsmtRdngByUser",
+            "MsmtRdngIsReversed",
         ],
     },
 ];
@@ -505,7 +555,7 @@ mod tests {
         };
         assert!(with(json!({"sap_client": "10"})).contains("three digits"));
         assert!(with(json!({"odata_version": "3"})).contains("`v2` or `v4`"));
-        assert!(with(json!({"services": {"meters": "X"}})).contains("does not read"));
+        assert!(with(json!({"services": {"parts": "X"}})).contains("does not read"));
         assert!(with(json!({"services": "{not json"})).contains("not JSON"));
         assert!(with(json!({"client_id": "a"})).contains("not both"));
         assert!(with(json!({"time_zone": "Mars/Olympus"})).contains("IANA"));

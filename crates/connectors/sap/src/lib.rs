@@ -1,6 +1,7 @@
-//! The SAP connector: reads plant maintenance and purchasing data from S/4HANA (cloud and on
-//! premise) and from ECC through SAP Gateway, over OData V2 or V4, with the standard APIs' service and entity
-//! set names as defaults that a connection can override.
+//! The SAP connector: reads plant maintenance data (with measuring points and their readings)
+//! and purchasing data from S/4HANA (cloud and on premise) and from ECC through SAP Gateway,
+//! over OData V2 or V4, with the standard APIs' service and entity set names as defaults that a
+//! connection can override.
 //!
 //! [`config`] reads a connection's settings and names the services; [`odata`] holds what
 //! differs between V2 and V4; [`client`] logs on, pages and writes; [`mapping`] turns records
@@ -155,7 +156,8 @@ fn system_info() -> SystemInfo {
             .collect(),
         verification: "Tested against an OData service built with SAP's Cloud Application \
                        Programming Model (@sap/cds with the OData V2 adapter), shaped like the \
-                       published S/4HANA APIs and loaded with a public SAP PM work order export; \
+                       published S/4HANA APIs and loaded with a public SAP PM work order export \
+                       (and measurement readings from the synthetic AI4I 2020 process data); \
                        not against a real S/4HANA or ECC system. V4 service paths follow SAP's \
                        published pattern and are unverified. Deletion flags become tombstones; \
                        records removed outright are found by reconciliation."

@@ -1,18 +1,21 @@
 //! SAP plant maintenance records to unified ones: plants, functional locations, equipment,
-//! notifications and orders with their operations.
+//! notifications, orders with their operations, suppliers, purchase orders, measuring points
+//! (meters) and measurement documents (meter readings).
 //!
 //! Deletion flags (`EquipmentIsMarkedForDeletion`, `FuncnlLocIsMarkedForDeletion`,
 //! `IsDeleted` of a notification, `MaintOrderIsMarkedForDeletion`) make tombstones at the
-//! record's change time. Dates given as a separate date and time of day (basic start and end,
+//! record's change time; a measuring point's `MultiLevelDeletionLogicStatus` at its change
+//! date, and a reversed measurement document (`MsmtRdngIsReversed`) at its reading time, since
+//! neither carries a change time. Dates given as a separate date and time of day (basic start and end,
 //! notification creation) are read in the connection's `time_zone`; a UTC time stamp beside
 //! them wins.
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use millrace_connector::{RejectedRecord, SourceRecord};
 use millrace_model::objects::{
-    ActiveStatus, Asset, AssetStatus, Location, Priority, PurchaseOrder, PurchaseOrderLine,
-    PurchaseOrderStatus, Site, Vendor, WorkOrder, WorkOrderStatus, WorkOrderTask, WorkRequest,
-    WorkRequestStatus, WorkType,
+    ActiveStatus, Asset, AssetStatus, Location, Meter, MeterReading, Priority, PurchaseOrder,
+    PurchaseOrderLine, PurchaseOrderStatus, Site, Vendor, WorkOrder, WorkOrderStatus,
+    WorkOrderTask, WorkRequest, WorkRequestStatus, WorkType,
 };
 use millrace_model::{ObjectType, Reference};
 use serde_json::{Map, Value};
@@ -63,6 +66,8 @@ pub fn record(
         ObjectType::WorkOrders => work_order(&reader, &remote_id, spec),
         ObjectType::Vendors => vendor(&reader, &remote_id),
         ObjectType::PurchaseOrders => purchase_order(&reader, &remote_id, spec),
+        ObjectType::Meters => meter(&reader, &remote_id),
+        ObjectType::MeterReadings => meter_reading(&reader, &remote_id),
         other => return Err(reject(format!("{other} is not read by this connector"))),
     };
     let mut record = mapped.map_err(reject)?;
@@ -525,6 +530,85 @@ fn purchase_order(
     Ok(record)
 }
 
+/// A measuring point as a meter: a counter (`MeasuringPointIsCounter`) only grows and is
+/// `continuous`, any other point is a `gauge`. The API carries a change date, not a time: it
+/// dates the record, and a deletion flag, at midnight UTC.
+fn meter(reader: &Reader<'_>, remote_id: &str) -> Result<SourceRecord, String> {
+    let unified = Meter {
+        name: reader.text("MeasuringPointDescription"),
+        description: reader.text("MeasuringPointPositionNumber"),
+        meter_type: Some(
+            if reader.flag("MeasuringPointIsCounter") {
+                "continuous"
+            } else {
+                "gauge"
+            }
+            .to_owned(),
+        ),
+        unit: reader.text("MeasurementRangeUnit"),
+        asset: reader.reference(ObjectType::Assets, "Equipment"),
+        location: reader.reference(ObjectType::Locations, "FunctionalLocation"),
+        ..Meter::default()
+    };
+    let mut record = build(remote_id, &unified, reader)?;
+    record.remote_created_at = reader.date_instant("CreationDate")?;
+    let changed = reader.date_instant("LastChangeDate")?;
+    record.remote_updated_at = changed;
+    if let Some(category) = reader.text("MeasuringPointCategory") {
+        record
+            .custom_fields
+            .insert("measuring_point_category".into(), Value::String(category));
+    }
+    if reader.flag("MeasuringPointIsInactive") {
+        record
+            .custom_fields
+            .insert("inactive".into(), Value::Bool(true));
+    }
+    if reader.flag("MultiLevelDeletionLogicStatus") {
+        record.remote_deleted_at = changed.or(record.remote_created_at);
+    }
+    Ok(record)
+}
+
+/// A measurement document as a meter reading, in the unit it was entered in. A valuation code
+/// without a value (a qualitative reading) is the text value. Documents are reversed rather
+/// than deleted; a reversed one is a tombstone at its own reading time, the only time it has.
+fn meter_reading(reader: &Reader<'_>, remote_id: &str) -> Result<SourceRecord, String> {
+    let value = match reader.number("MeasurementReadingInEntryUoM")? {
+        Some(value) => Some(value),
+        None => reader.number("MeasurementCounterReading")?,
+    };
+    let read_at = reader.date_and_time("MsmtRdngDate", "MsmtRdngTime")?;
+    let unified = MeterReading {
+        meter: reader.reference(ObjectType::Meters, "MeasuringPoint"),
+        value,
+        text_value: value
+            .is_none()
+            .then(|| reader.text("MsmtValuationCode"))
+            .flatten(),
+        unit: reader.text("MeasurementReadingEntryUoM"),
+        read_at,
+        read_by: reader.text("MsmtRdngByUser"),
+        ..MeterReading::default()
+    };
+    let mut record = build(remote_id, &unified, reader)?;
+    record.remote_created_at = read_at;
+    if let Some(text) = reader.text("MeasurementDocumentText") {
+        record
+            .custom_fields
+            .insert("text".into(), Value::String(text));
+    }
+    if let Some(code) = reader.text("MsmtValuationCode") {
+        record
+            .custom_fields
+            .insert("valuation_code".into(), Value::String(code));
+    }
+    if reader.flag("MsmtRdngIsReversed") {
+        record.remote_deleted_at = read_at;
+    }
+    Ok(record)
+}
+
 /// An operation (and sub-operation) of an order as a task; work in hours or minutes.
 fn task(reader: &Reader<'_>, operation: &Value) -> Result<WorkOrderTask, String> {
     let op = Reader {
@@ -620,6 +704,86 @@ mod tests {
         );
         assert!(record.remote_deleted_at.is_none());
         assert!(record.remote_data.get("__metadata").is_none());
+    }
+
+    #[test]
+    fn a_measuring_point_maps_to_a_meter() {
+        let spec = spec(ObjectType::Meters).unwrap();
+        let row = json!({"__metadata": {"uri": "http://host/x"},
+            "MeasuringPoint": "1002", "MeasuringPointDescription": "Operating hours",
+            "MeasuringPointCategory": "M", "MeasuringPointIsCounter": true,
+            "MeasurementRangeUnit": "H", "Equipment": "10000001",
+            "FunctionalLocation": "AU01-EXC-A", "MeasuringPointPositionNumber": "ENGINE",
+            "MeasuringPointIsInactive": false, "MultiLevelDeletionLogicStatus": "",
+            "CreationDate": "/Date(993945600000)/", "LastChangeDate": "/Date(1728777600000)/"});
+        let record = record(spec, &settings("v2", "UTC"), "conn_1", &row).unwrap();
+        let fields = &record.fields;
+        assert_eq!(record.remote_id, "1002");
+        assert_eq!(fields["name"], "Operating hours");
+        assert_eq!(fields["description"], "ENGINE");
+        assert_eq!(fields["meter_type"], "continuous");
+        assert_eq!(fields["unit"], "H");
+        assert_eq!(fields["asset"]["remote_id"], "10000001");
+        assert_eq!(fields["location"]["remote_id"], "AU01-EXC-A");
+        assert_eq!(record.custom_fields["measuring_point_category"], "M");
+        assert_eq!(
+            record.remote_created_at.unwrap().to_rfc3339(),
+            "2001-07-01T00:00:00+00:00"
+        );
+        assert_eq!(
+            record.remote_updated_at.unwrap().to_rfc3339(),
+            "2024-10-13T00:00:00+00:00"
+        );
+        assert!(record.remote_deleted_at.is_none());
+
+        // A gauge marked for deletion: a tombstone at its change date.
+        let flagged = json!({"MeasuringPoint": "1001", "MeasuringPointIsCounter": false,
+            "MultiLevelDeletionLogicStatus": "X", "LastChangeDate": "2024-10-13"});
+        let record = super::record(spec, &settings("v4", "UTC"), "conn_1", &flagged).unwrap();
+        assert_eq!(record.fields["meter_type"], "gauge");
+        assert_eq!(
+            record.remote_deleted_at.unwrap().to_rfc3339(),
+            "2024-10-13T00:00:00+00:00"
+        );
+    }
+
+    #[test]
+    fn a_measurement_document_maps_to_a_reading() {
+        let spec = spec(ObjectType::MeterReadings).unwrap();
+        let row = json!({"MeasurementDocument": "100001", "MeasuringPoint": "1001",
+            "MsmtRdngDate": "/Date(1728777600000)/", "MsmtRdngTime": "PT06H00M00S",
+            "MeasurementReadingInEntryUoM": "308.6", "MeasurementReadingEntryUoM": "K",
+            "MsmtValuationCode": "", "MeasurementDocumentText": "Shift start",
+            "MsmtRdngByUser": "INSPECTOR", "MsmtRdngIsReversed": false});
+        let record = record(spec, &settings("v2", "Australia/Perth"), "conn_1", &row).unwrap();
+        let fields = &record.fields;
+        assert_eq!(record.remote_id, "100001");
+        assert_eq!(fields["meter"]["remote_id"], "1001");
+        assert_eq!(fields["value"], 308.6);
+        assert!(fields["text_value"].is_null());
+        assert_eq!(fields["unit"], "K");
+        // 06:00 in Perth (UTC+8) on 2024-10-13.
+        assert_eq!(fields["read_at"], "2024-10-12T22:00:00Z");
+        assert_eq!(fields["read_by"], "INSPECTOR");
+        assert_eq!(record.custom_fields["text"], "Shift start");
+        assert_eq!(
+            record.remote_created_at.unwrap().to_rfc3339(),
+            "2024-10-12T22:00:00+00:00"
+        );
+        assert!(record.remote_deleted_at.is_none());
+
+        // A qualitative reading keeps its valuation code; a reversed one is a tombstone.
+        let reversed = json!({"MeasurementDocument": "100002", "MeasuringPoint": "1003",
+            "MsmtRdngDate": "2024-10-13", "MsmtRdngTime": "06:00:00",
+            "MeasurementReadingInEntryUoM": null, "MsmtValuationCode": "OK",
+            "MsmtRdngIsReversed": true});
+        let record = super::record(spec, &settings("v4", "UTC"), "conn_1", &reversed).unwrap();
+        assert!(record.fields["value"].is_null());
+        assert_eq!(record.fields["text_value"], "OK");
+        assert_eq!(
+            record.remote_deleted_at.unwrap().to_rfc3339(),
+            "2024-10-13T06:00:00+00:00"
+        );
     }
 
     #[test]

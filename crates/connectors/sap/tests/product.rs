@@ -107,6 +107,24 @@ fn export_row(order: &str) -> HashMap<String, String> {
     headers.into_iter().zip(row).collect()
 }
 
+/// The rows of AI4I 2020 in file (UDI) order, by column name, numeric columns only.
+fn ai4i_rows() -> Vec<HashMap<String, f64>> {
+    let path = shared_data_dir().join("ai4i2020/ai4i2020.csv");
+    let mut reader = csv::Reader::from_path(path).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    reader
+        .records()
+        .map(|record| {
+            let record = record.unwrap();
+            headers
+                .iter()
+                .zip(record.iter())
+                .filter_map(|(name, value)| Some((name.to_owned(), value.parse().ok()?)))
+                .collect()
+        })
+        .collect()
+}
+
 async fn initial_and_incremental_sync(backend: Backend) {
     let service = service("AU01", "100", "COMM_AU", &["A", "B"], 60).await;
     let world = world(backend).await;
@@ -266,6 +284,58 @@ async fn initial_and_incremental_sync(backend: Backend) {
         assert_eq!(line["quantity_received"], received);
     }
 
+    // Measuring points of both excavators, with readings from AI4I 2020: excavator A took the
+    // file's first twelve rows, one document per point and row, numbered from 100001.
+    let meters = by_remote_id(world.list_all(&token, "meters").await);
+    assert_eq!(
+        {
+            let mut ids: Vec<&String> = meters.keys().collect();
+            ids.sort();
+            ids
+        },
+        vec!["1011", "1012", "1021", "1022"]
+    );
+    let gauge = &meters["1011"];
+    assert_eq!(gauge["name"], "Process temperature");
+    assert_eq!(gauge["meter_type"], "gauge");
+    assert_eq!(gauge["unit"], "K");
+    assert_eq!(gauge["asset"]["id"], assets["10000001"]["id"]);
+    assert_eq!(gauge["location"]["id"], locations["AU01-EXC-A"]["id"]);
+    assert_eq!(meters["1022"]["name"], "Torque");
+    assert_eq!(meters["1022"]["asset"]["id"], assets["10000002"]["id"]);
+    let readings = by_remote_id(world.list_all(&token, "meter-readings").await);
+    assert_eq!(readings.len(), 48, "2 excavators x 2 points x 12 readings");
+    let ai4i = ai4i_rows();
+    for (k, row) in ai4i.iter().take(12).enumerate() {
+        let temperature = &readings[&(100_001 + 2 * k).to_string()];
+        let torque = &readings[&(100_002 + 2 * k).to_string()];
+        assert_eq!(temperature["meter"]["id"], gauge["id"]);
+        assert_eq!(
+            temperature["value"].as_f64().unwrap(),
+            row["Process temperature [K]"]
+        );
+        assert_eq!(temperature["unit"], "K");
+        assert_eq!(torque["meter"]["id"], meters["1012"]["id"]);
+        assert_eq!(torque["value"].as_f64().unwrap(), row["Torque [Nm]"]);
+        assert_eq!(torque["unit"], "NM");
+        assert_eq!(torque["read_by"], "SENSOR");
+        assert_eq!(temperature["read_at"], torque["read_at"]);
+    }
+    let first = millrace_compliance::world::time(&readings["100001"]["read_at"]);
+    let last = millrace_compliance::world::time(&readings["100023"]["read_at"]);
+    assert_eq!(first.format("%H:%M:%S").to_string(), "06:00:00");
+    assert_eq!(
+        last - first,
+        chrono::Duration::days(11),
+        "one reading a day"
+    );
+    // Excavator B went on with the file's 13th row.
+    assert_eq!(
+        readings["100025"]["value"].as_f64().unwrap(),
+        ai4i[12]["Process temperature [K]"]
+    );
+    assert_eq!(readings["100025"]["meter"]["id"], meters["1021"]["id"]);
+
     // Changes through the service's own OData API (with the CSRF handshake).
     let untouched = raw_orders
         .iter()
@@ -330,9 +400,83 @@ async fn initial_and_incremental_sync(backend: Backend) {
         .await
         .unwrap();
 
+    // A new reading, a reversed one, and a measuring point marked for deletion.
+    let today = chrono::Utc::now().date_naive();
+    let midnight = today.and_hms_opt(0, 0, 0).unwrap().and_utc();
+    let posted = source
+        .write(
+            Method::POST,
+            ObjectType::MeterReadings,
+            None,
+            Some(&json!({"MeasuringPoint": "1011",
+                         "MsmtRdngDate": format!("/Date({})/", midnight.timestamp_millis()),
+                         "MsmtRdngTime": "PT06H30M00S", "MeasurementReadingInEntryUoM": "309.4",
+                         "MeasurementReadingEntryUoM": "K", "MsmtRdngByUser": "INSPECTOR"})),
+        )
+        .await
+        .unwrap();
+    let new_reading = posted["d"]["MeasurementDocument"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(new_reading, "100049", "the next document number");
+    source
+        .write(
+            Method::PATCH,
+            ObjectType::MeterReadings,
+            Some("('100002')"),
+            Some(&json!({"MsmtRdngIsReversed": true})),
+        )
+        .await
+        .unwrap();
+    source
+        .write(Method::DELETE, ObjectType::Meters, Some("('1022')"), None)
+        .await
+        .unwrap();
+
     let run = world.sync_and_wait(&id).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["kind"], "incremental", "{run}");
+    let readings_after = by_remote_id(
+        world
+            .admin_list_path(&format!(
+                "/v1/connections/{id}/meter-readings?include_deleted=true"
+            ))
+            .await,
+    );
+    assert_eq!(readings_after.len(), 49);
+    let added_reading = &readings_after[&new_reading];
+    assert_eq!(added_reading["value"].as_f64().unwrap(), 309.4);
+    assert_eq!(added_reading["read_by"], "INSPECTOR");
+    assert_eq!(
+        millrace_compliance::world::time(&added_reading["read_at"]),
+        midnight + chrono::Duration::minutes(390)
+    );
+    assert_eq!(added_reading["meter"]["id"], gauge["id"]);
+    let reversed = &readings_after["100002"];
+    assert_eq!(
+        reversed["remote_deleted_at"], reversed["read_at"],
+        "a reversed document is a tombstone at its reading time"
+    );
+    assert!(readings_after["100001"]["remote_deleted_at"].is_null());
+    assert_eq!(
+        readings_after["100003"]["modified_at"], readings["100003"]["modified_at"],
+        "a reading that did not change was not rewritten"
+    );
+    assert_eq!(world.list_all(&token, "meter-readings").await.len(), 48);
+    let meters_after = by_remote_id(
+        world
+            .admin_list_path(&format!("/v1/connections/{id}/meters?include_deleted=true"))
+            .await,
+    );
+    let flagged_meter = &meters_after["1022"];
+    assert_eq!(
+        millrace_compliance::world::time(&flagged_meter["remote_deleted_at"]),
+        midnight,
+        "the deletion flag is a tombstone at the change date"
+    );
+    assert!(meters_after["1011"]["remote_deleted_at"].is_null());
+
     let after = by_remote_id(
         world
             .admin_list_path(&format!(

@@ -87,6 +87,8 @@ async fn v2_and_v4_read_the_same_records() {
         ObjectType::WorkOrders,
         ObjectType::Vendors,
         ObjectType::PurchaseOrders,
+        ObjectType::Meters,
+        ObjectType::MeterReadings,
     ] {
         let (from_v2, _) = read_all(&v2, object, None, 100).await;
         let (from_v4, _) = read_all(&v4, object, None, 100).await;
@@ -115,6 +117,13 @@ async fn v2_and_v4_read_the_same_records() {
     }
     let (orders, _) = read_all(&v2, ObjectType::WorkOrders, None, 100).await;
     assert_eq!(orders.len(), 60);
+    // Two measuring points per excavator, twelve readings each, read by the server's pages of
+    // 50 from V2 and V4 alike.
+    let (meters, _) = read_all(&v4, ObjectType::Meters, None, 100).await;
+    assert_eq!(meters.len(), 4);
+    let (readings, pages) = read_all(&v2, ObjectType::MeterReadings, None, 100).await;
+    assert_eq!(readings.len(), 48);
+    assert!(pages >= 1, "{pages}");
     service.stop().await;
 }
 

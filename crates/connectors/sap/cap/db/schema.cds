@@ -1,7 +1,8 @@
 // Tables shaped like the entities of S/4HANA's published plant maintenance APIs: the same
 // entity and property names and the same EDM types, so that the services below answer as
-// API_MAINTENANCEORDER, API_MAINTNOTIFICATION, API_EQUIPMENT, API_FUNCTIONALLOCATION and
-// API_PLANT_SRV do. Only the properties the connector reads, plus a few more, are modelled.
+// API_MAINTENANCEORDER, API_MAINTNOTIFICATION, API_EQUIPMENT, API_FUNCTIONALLOCATION,
+// API_PLANT_SRV, API_BUSINESS_PARTNER, API_PURCHASEORDER_PROCESS_SRV, API_MEASURINGPOINT and
+// API_MEASUREMENTDOCUMENT do. Only the properties the connector reads, plus a few more, are modelled.
 namespace s4;
 
 entity Plants {
@@ -138,4 +139,36 @@ entity PurchaseOrderItems {
       NetPriceQuantity               : Decimal(5, 0) default 1;
       IsCompletelyDelivered          : Boolean default false;
       PurchasingDocumentDeletionCode : String(1) default '';
+}
+
+// Measuring points (API_MEASURINGPOINT) carry a change date, not a change time.
+entity MeasuringPoints {
+  key MeasuringPoint                : String(12);
+      MeasuringPointDescription     : String(40);
+      MeasuringPointCategory        : String(1);
+      MeasuringPointIsCounter       : Boolean default false;
+      MeasurementRangeUnit          : String(3);
+      Equipment                     : String(18);
+      FunctionalLocation            : String(40);
+      MeasuringPointPositionNumber  : String(20);
+      MeasuringPointIsInactive      : Boolean default false;
+      MultiLevelDeletionLogicStatus : String(1) default '';
+      CreationDate                  : Date;
+      LastChangeDate                : Date;
+}
+
+// Measurement documents (API_MEASUREMENTDOCUMENT) are posted, then at most reversed; they
+// carry their reading date and time, and no change time.
+entity MeasurementDocuments {
+  key MeasurementDocument          : String(20);
+      MeasuringPoint               : String(12);
+      MsmtRdngDate                 : Date;
+      MsmtRdngTime                 : Time;
+      MeasurementReadingInEntryUoM : Double;
+      MeasurementReadingEntryUoM   : String(3);
+      MeasurementCounterReading    : Double;
+      MsmtValuationCode            : String(4);
+      MeasurementDocumentText      : String(40);
+      MsmtRdngByUser               : String(12);
+      MsmtRdngIsReversed           : Boolean default false;
 }

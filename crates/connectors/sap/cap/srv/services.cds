@@ -61,3 +61,17 @@ service API_PURCHASEORDER_PROCESS_SRV {
   @cds.query.limit: { default: 100, max: 100 }
   entity A_PurchaseOrderItem as projection on s4.PurchaseOrderItems;
 }
+
+@path: 'API_MEASURINGPOINT'
+@requires: 'authenticated-user'
+service API_MEASURINGPOINT {
+  @cds.query.limit: { default: 20, max: 20 }
+  entity MeasuringPoint as projection on s4.MeasuringPoints;
+}
+
+@path: 'API_MEASUREMENTDOCUMENT'
+@requires: 'authenticated-user'
+service API_MEASUREMENTDOCUMENT {
+  @cds.query.limit: { default: 50, max: 50 }
+  entity MeasurementDocument as projection on s4.MeasurementDocuments;
+}
