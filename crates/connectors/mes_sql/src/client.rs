@@ -283,6 +283,28 @@ impl SqlSource {
         .map(Some)
     }
 
+    /// Opens (and drops) one TCP connection to the server, so that a refused or unroutable
+    /// address is reported as unreachable at once: the pool would retry it until its acquire
+    /// timeout and then report only that it timed out.
+    async fn probe(&self) -> Result<(), ConnectorError> {
+        let settings = &self.settings;
+        let server = format!(
+            "{} at {}:{}",
+            self.engine().name(),
+            settings.host,
+            settings.port
+        );
+        let connect = tokio::net::TcpStream::connect((settings.host.as_str(), settings.port));
+        match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+            Ok(Ok(_stream)) => Ok(()),
+            Ok(Err(err)) => Err(ConnectorError::Unreachable(format!("{server}: {err}"))),
+            Err(_) => Err(ConnectorError::Timeout(format!(
+                "{server} did not accept a connection within {} s",
+                CONNECT_TIMEOUT.as_secs()
+            ))),
+        }
+    }
+
     /// Maps a database failure to what the engine should do about it.
     fn error(&self, err: sqlx::Error) -> ConnectorError {
         let settings = &self.settings;
@@ -590,6 +612,7 @@ fn classify(
 #[async_trait::async_trait]
 impl Source for SqlSource {
     async fn check(&self) -> Result<(), ConnectorError> {
+        self.probe().await?;
         self.fetch(&Statement {
             sql: "SELECT CAST(1 AS CHAR)".to_owned(),
             binds: Vec::new(),
